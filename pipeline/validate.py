@@ -1,0 +1,126 @@
+"""Apply a table's data contract to one parsed partition: rows that break a row-level rule go to
+quarantine (with the rules they broke), and contract breaks raise ContractViolation."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contracts import ContractViolation, TableContract
+from pipeline.ingest import PARSE_ERRORS
+
+RULES = "_rules"
+
+
+@dataclass
+class ValidationResult:
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    report: dict
+
+
+def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
+                   date: dt.date | None = None,
+                   recent_row_counts: list[int] | None = None) -> ValidationResult:
+    """Split `df` into clean and quarantined rows by `contract`; `source` names the file in errors.
+
+    Raises ContractViolation when a column is missing, the drop is empty, a column's null rate is
+    above its limit, or more than `max_bad_fraction` of the rows broke a rule."""
+    missing = [c for c in contract.names if c not in df.columns]
+    if missing:
+        raise ContractViolation(
+            f"{source}: missing required column(s) {missing} of table '{contract.name}' "
+            "(rule: required_columns)")
+    n = len(df)
+    if n < contract.min_rows:
+        raise ContractViolation(
+            f"{source}: table '{contract.name}' has {n} rows, the contract requires at least "
+            f"{contract.min_rows} (rule: min_rows); an empty drop where data is expected usually "
+            "means the upstream export failed: ask for a re-delivery")
+
+    failures = _row_failures(df, contract, date)
+    counts = {rule: int(mask.sum()) for rule, mask in failures.items() if mask.any()}
+    bad = np.zeros(n, dtype=bool)
+    labels = np.full(n, "", dtype=object)
+    for rule, mask in failures.items():
+        m = np.asarray(mask, dtype=bool)
+        bad |= m
+        labels[m] = labels[m] + rule + ";"
+
+    null_rates = {c.name: float(df[c.name].isna().mean()) if n else 0.0 for c in contract.columns}
+    for col in contract.columns:
+        if col.max_null_fraction is not None and null_rates[col.name] > col.max_null_fraction:
+            raise ContractViolation(
+                f"{source}: column '{col.name}' is null in {int(df[col.name].isna().sum())} of {n} "
+                f"rows ({null_rates[col.name]:.1%}), above the contract's limit of "
+                f"{col.max_null_fraction:.1%} (rule: max_null_fraction)")
+
+    n_bad = int(bad.sum())
+    if n and n_bad / n > contract.max_bad_fraction:
+        worst = ", ".join(f"{rule}: {k}" for rule, k in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+        raise ContractViolation(
+            f"{source}: {n_bad} of {n} rows ({n_bad / n:.1%}) of table '{contract.name}' break the "
+            f"contract, above the limit of {contract.max_bad_fraction:.1%} (rule: max_bad_fraction); "
+            f"rows per rule: {worst}")
+
+    warnings = _row_count_warnings(n, contract, recent_row_counts)
+    clean = df.loc[~bad].drop(columns=[PARSE_ERRORS], errors="ignore").reset_index(drop=True)
+    quarantine = df.loc[bad].copy()
+    quarantine[RULES] = pd.Series(labels[bad], index=quarantine.index, dtype="string").str.rstrip(";")
+    report = {
+        "table": contract.name,
+        "source": source,
+        "date": date.isoformat() if date else None,
+        "rows_in": n,
+        "rows_clean": int(n - n_bad),
+        "rows_quarantined": n_bad,
+        "quarantined_by_rule": counts,
+        "null_rates": null_rates,
+        "warnings": warnings,
+    }
+    return ValidationResult(clean, quarantine.reset_index(drop=True), report)
+
+
+def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None) -> dict[str, pd.Series]:
+    out: dict[str, pd.Series] = {}
+    if PARSE_ERRORS in df.columns and df[PARSE_ERRORS].notna().any():
+        errs = df[PARSE_ERRORS].fillna("")
+        for col in contract.columns:
+            out[f"parseable:{col.name}"] = errs.str.contains(
+                rf"(?:^|;){re.escape(col.name)}(?:;|$)", regex=True)
+    for col in contract.columns:
+        s = df[col.name]
+        if not col.nullable:
+            out[f"not_null:{col.name}"] = s.isna()
+        if col.min is not None:
+            out[f"min:{col.name}"] = (s < col.min).fillna(False).astype(bool)
+        if col.max is not None:
+            out[f"max:{col.name}"] = (s > col.max).fillna(False).astype(bool)
+        if col.allowed is not None:
+            out[f"allowed:{col.name}"] = s.notna() & ~s.isin(sorted(col.allowed))
+        if col.pattern is not None:
+            regex = re.compile(col.pattern)
+            matches = s.astype("string").str.fullmatch(regex.pattern)
+            out[f"pattern:{col.name}"] = s.notna() & ~matches.fillna(False).astype(bool)
+    for check in contract.checks:
+        out[check.name] = ~check.valid(df).fillna(False).astype(bool)
+    if contract.date_columns and date is not None:
+        y, m, d = contract.date_columns
+        out["partition_date"] = ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False)
+    if contract.key:
+        out[f"duplicate_key:{','.join(contract.key)}"] = df.duplicated(list(contract.key), keep="first")
+    return {rule: pd.Series(np.asarray(mask, dtype=bool), index=df.index) for rule, mask in out.items()}
+
+
+def _row_count_warnings(n: int, contract: TableContract, recent: list[int] | None) -> list[str]:
+    if not recent:
+        return []
+    median = statistics.median(recent)
+    if median and n < contract.min_fraction_of_recent * median:
+        return [f"row count {n} is below {contract.min_fraction_of_recent:.0%} of the median of the "
+                f"previous {len(recent)} days ({median:g}) (rule: row_count_vs_recent)"]
+    return []

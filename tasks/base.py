@@ -1,0 +1,44 @@
+"""What every task shares: the storage factory, the dataset description and small I/O helpers."""
+from __future__ import annotations
+
+import datetime as dt
+
+import luigi
+import pandas as pd
+
+from pipeline import flights as dataset  # the one place that picks the dataset
+from pipeline import storage as st
+from tasks.config import get_storage, pipeline
+
+__all__ = ["DailyTask", "dataset", "read_frames", "st", "pipeline", "previous_day"]
+
+
+class StorageMixin:
+    @property
+    def store(self) -> st.Storage:
+        return get_storage()
+
+
+class DailyTask(StorageMixin, luigi.Task):
+    date = luigi.DateParameter(description="The day this task processes (YYYY-MM-DD)")
+
+    def status(self, message: str, percent: int | None = None) -> None:
+        self.set_status_message(message)
+        if percent is not None:
+            self.set_progress_percentage(percent)
+
+
+def previous_day(date: dt.date) -> dt.date:
+    return date - dt.timedelta(days=1)
+
+
+def days_back(date: dt.date, n: int, not_before: dt.date) -> list[dt.date]:
+    """The up to `n` days before `date`, oldest first, none before `not_before`."""
+    days = [date - dt.timedelta(days=i) for i in range(n, 0, -1)]
+    return [d for d in days if d >= not_before]
+
+
+def read_frames(targets) -> pd.DataFrame:
+    frames = [st.read_parquet(t) for t in targets]
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

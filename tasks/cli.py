@@ -1,0 +1,157 @@
+"""`mlpipe`: the command line for the common jobs. It parses arguments and calls into
+`pipeline` and `tasks`; it holds no pipeline logic of its own."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+
+import pandas as pd
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    if start > end:
+        raise SystemExit(f"mlpipe: --start {start} is after --end {end}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def cmd_land_demo(args) -> int:
+    from pipeline.landing import land_demo
+    from tasks.config import get_storage
+
+    landing = get_storage().landing
+    counts = land_demo(landing, args.start, args.end, overwrite=args.overwrite)
+    print(f"landed {args.start}..{args.end} into {landing}: {counts['written']} file(s) written, "
+          f"{counts['skipped']} already there")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from luigi.retcodes import run_with_retcodes
+
+    argv = ["--module", "tasks", "NightlyPipeline", "--date", args.date.isoformat(),
+            "--workers", str(args.workers)]
+    if not args.central:
+        argv.append("--local-scheduler")
+    try:
+        run_with_retcodes(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def realized(start: dt.date, end: dt.date) -> dict:
+    from pipeline import monitoring, storage as st
+    from tasks import FeaturePartition, Predictions
+    from tasks.base import dataset
+
+    frames, missing = [], []
+    for day in _days(start, end):
+        pred, feat = Predictions(date=day).output(), FeaturePartition(date=day).output()
+        if not (pred.exists() and feat.exists()):
+            missing.append(day.isoformat())
+            continue
+        scores = st.read_parquet(pred, columns=["score"])
+        labels = st.read_parquet(feat, columns=[dataset.TARGET])
+        if len(scores) != len(labels):
+            raise SystemExit(f"mlpipe: {pred.path} has {len(scores)} rows but {feat.path} has {len(labels)}")
+        frames.append(pd.concat([scores, labels], axis=1))
+    result = monitoring.realized_over(frames, dataset.TARGET)
+    result.update(start=start.isoformat(), end=end.isoformat(), days_missing=missing)
+    return result
+
+
+def cmd_quality(args) -> int:
+    result = realized(args.start, args.end)
+    print(json.dumps(result, indent=2))
+    if result["days_missing"]:
+        print(f"mlpipe: no stored predictions for {len(result['days_missing'])} day(s): "
+              f"{result['days_missing'][:5]}...; run the nightly pipeline for them first", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from pipeline import registry, storage as st
+    from tasks import Deployment, ModelEvaluation, ModelMonitoring
+    from tasks.config import get_storage
+
+    store = get_storage()
+    deployment, evaluation = Deployment(date=args.date), ModelEvaluation(date=args.date)
+    monitoring = ModelMonitoring(date=args.date)
+    if not deployment.output().exists():
+        print(f"mlpipe: no deployment decision for {args.date} under {store.root}; run "
+              f"`mlpipe run --date {args.date}` first", file=sys.stderr)
+        return 1
+    decision = st.read_json(deployment.output())
+    version = decision["production_version"]
+    print(f"storage root:          {store.root}")
+    print(f"deployment decision:   {deployment.output().path}  ({decision['action']})")
+    if version:
+        print(f"production model:      {os.path.join(registry.Registry(store).version_dir(version), 'model.pkl')}"
+              f"  (version {version})")
+    print(f"evaluation report:     {os.path.join(evaluation.directory(), 'report.html')}")
+    print(f"monitoring output:     {monitoring.output().path}")
+    record = st.read_json(evaluation.record())
+    for who in ("challenger", "production"):
+        m = record.get(who)
+        if m:
+            print(f"{who + ' holdout:':<23}" + ", ".join(
+                f"{k} {m[k]:.4f}" for k in ("roc_auc", "average_precision", "log_loss", "brier") if m.get(k) is not None)
+                + f"  ({m['rows']} rows)")
+    print(f"gate:                  {'BLESSED' if record['decision']['blessed'] else 'REJECTED'}: "
+          + "; ".join(record["decision"]["reasons"]))
+    if monitoring.output().exists():
+        mon = st.read_json(monitoring.output())
+        r = mon.get("realized") or {}
+        if r.get("roc_auc") is not None:
+            print(f"realized on {args.date}:   ROC AUC {r['roc_auc']:.4f} over {r['rows_with_outcome']} "
+                  f"flights scored by {mon['model_version']}")
+        print(f"monitoring alerts:     {mon.get('alerts') or 'none'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlpipe", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("land-demo", help="deliver the embedded 2013 flights data as daily landing files")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace landing files that exist")
+    p.set_defaults(func=cmd_land_demo)
+
+    p = sub.add_parser("run", help="run the nightly pipeline for one date")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--central", action="store_true",
+                   help="use the central scheduler (luigid) from luigi.cfg instead of a local one")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("quality", help="realized metrics of the stored predictions over a date range")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("summary", help="where a date's artifacts are, and the model's metrics")
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

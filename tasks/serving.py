@@ -1,0 +1,72 @@
+"""Batch scoring with the model in production, and monitoring of those predictions."""
+from __future__ import annotations
+
+import luigi
+import numpy as np
+
+from pipeline import monitoring, registry, scoring, training
+from tasks.config import limit_threads
+from tasks.base import DailyTask, dataset, st
+from tasks.features import FeaturePartition
+from tasks.model import deployment_lineage, load_production, production_before
+
+
+class Predictions(DailyTask):
+    """The day's rows scored by the model that was in production before that day."""
+
+    def requires(self):
+        reqs = {"features": FeaturePartition(date=self.date)}
+        if production_before(self.date):
+            reqs["production"] = production_before(self.date)
+        return reqs
+
+    def output(self):
+        return self.store.file(self.store.partition("predictions", dataset.NAME, self.date,
+                                                    deployment_lineage(self.date)), "part-0.parquet")
+
+    @limit_threads
+    def run(self):
+        model, version = load_production(self.store, self.input().get("production"))
+        features = st.read_parquet(self.input()["features"])
+        scored = scoring.score_partition(model, features, dataset.NUMERIC_FEATURES,
+                                         dataset.CATEGORICAL_FEATURES, dataset.KEY_COLUMNS, version)
+        st.write_parquet(self.output(), scored)
+        self.status(f"{len(scored)} rows scored by {version or 'no model (none in production yet)'}", 100)
+
+
+class monitor(luigi.Config):  # noqa: N801 - [monitor] section
+    feature_psi = luigi.FloatParameter(default=0.25, description="Alert when a feature's PSI exceeds this")
+    prediction_psi = luigi.FloatParameter(default=0.25, description="Alert when the prediction PSI exceeds this")
+    min_auc = luigi.FloatParameter(default=0.60, description="Alert when the day's realized ROC AUC is below this")
+
+
+class ModelMonitoring(DailyTask):
+    """Realized metrics of the day's predictions, feature and prediction drift, and alerts."""
+
+    def requires(self):
+        return {"predictions": Predictions(date=self.date), "features": FeaturePartition(date=self.date)}
+
+    def output(self):
+        return self.store.file(self.store.partition("monitoring", dataset.NAME, self.date,
+                                                    deployment_lineage(self.date)), "monitoring.json")
+
+    @limit_threads
+    def run(self):
+        predictions = st.read_parquet(self.input()["predictions"])
+        version = predictions["model_version"].dropna().unique().tolist()
+        if not version:
+            st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": None,
+                                          "alerts": [], "note": "no model in production before this day"})
+            self.status("nothing to monitor: no model was in production before this day", 100)
+            return
+        features = st.read_parquet(self.input()["features"])
+        reference = registry.Registry(self.store).manifest(version[0])["reference_profile"]
+        m = monitor()
+        result = monitoring.monitor_day(
+            predictions["score"].to_numpy(float), features[dataset.TARGET].to_numpy(float),
+            training.feature_matrix(features, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES),
+            reference, dataset.DRIFT_ALERT_FEATURES, m.feature_psi, m.prediction_psi, m.min_auc)
+        st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": version[0], **result})
+        auc = result["realized"].get("roc_auc")
+        self.status(f"realized AUC {auc if auc is None else round(auc, 4)}; "
+                    + (f"ALERTS: {'; '.join(result['alerts'])}" if result["alerts"] else "no alerts"), 100)
