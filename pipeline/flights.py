@@ -34,7 +34,8 @@ FLIGHTS = TableContract(
         Column("arr_delay", "float", min=-180, max=2000),
         Column("carrier", "string", nullable=False, pattern=r"[A-Z0-9]{2}"),
         Column("flight", "int", nullable=False, min=1, max=9999),
-        Column("tailnum", "string", max_null_fraction=0.10),
+        # Cancelled flights often have no aircraft assigned: on 2013-02-08/09 (a storm) up to 25%.
+        Column("tailnum", "string", max_null_fraction=0.50),
         Column("origin", "string", nullable=False, allowed=ORIGINS),
         Column("dest", "string", nullable=False, pattern=r"[A-Z]{3}"),
         Column("air_time", "float", min=0, max=1000),
@@ -77,7 +78,9 @@ WEATHER = TableContract(
         Column("time_hour", "string"),
     ),
     key=("origin", "hour"),
-    min_rows=1,
+    # Weather is auxiliary: a day without observations (2013-12-31 in the real data) gives
+    # missing weather features and a row-count warning, not a failed night.
+    min_rows=0,
     max_bad_fraction=0.10,
     date_columns=("year", "month", "day"),
 )
@@ -163,8 +166,8 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     out["sched_arr_minutes"] = arr // 100 * 60 + arr % 100
     out["distance"] = flights["distance"].astype("float64")
     ts = pd.Timestamp(date)
-    out["day_of_week"] = float(ts.dayofweek)
-    out["day_of_year"] = float(ts.dayofyear)
+    out["day_of_week"] = float(ts.day_of_week)
+    out["day_of_year"] = float(ts.day_of_year)
     out["origin_flights_day"] = out.groupby("origin")["flight"].transform("size").astype(float)
     out["origin_flights_hour"] = out.groupby(["origin", "hour"])["flight"].transform("size").astype(float)
 

@@ -28,7 +28,9 @@ def parse_landing_file(data: bytes, source: str, contract: TableContract) -> pd.
         raise ContractViolation(
             f"landing file {source} is empty (0 rows, no header); expected a CSV with columns "
             f"{contract.names}; ask the upstream system to re-deliver it")
-    header = _read_header(data, source)
+    raw_header = _read_header(data, source)
+    header = [name.strip() for name in raw_header]
+    raw_of = dict(zip(header, raw_header))
     missing = [c for c in contract.names if c not in header]
     if missing:
         raise ContractViolation(
@@ -38,15 +40,15 @@ def parse_landing_file(data: bytes, source: str, contract: TableContract) -> pd.
         table = pacsv.read_csv(
             io.BytesIO(data),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                include_columns=contract.names,
+                column_types={name: pa.string() for name in raw_header},
+                include_columns=[raw_of[c] for c in contract.names],
                 strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ContractViolation(
             f"landing file {source} cannot be parsed as UTF-8 CSV (rule: parseable): {exc}") from exc
-    return _typed_frame(table, contract)
+    return _typed_frame(table.rename_columns(contract.names), contract)
 
 
 def _read_header(data: bytes, source: str) -> list[str]:
@@ -56,7 +58,7 @@ def _read_header(data: bytes, source: str) -> list[str]:
     except UnicodeDecodeError as exc:
         raise ContractViolation(
             f"landing file {source} is not UTF-8 encoded (rule: encoding): {exc}") from exc
-    return [name.strip() for name in next(csv.reader([line]))]
+    return next(csv.reader([line]))
 
 
 def _typed_frame(table: pa.Table, contract: TableContract) -> pd.DataFrame:
@@ -89,10 +91,11 @@ def _to_number(raw: pa.ChunkedArray, kind: str) -> tuple[pd.Series, np.ndarray]:
         bad = np.zeros(len(series), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         strings = pd.Series(text.to_pandas(), dtype="object")
-        series = pd.to_numeric(strings, errors="coerce")
-        bad = (strings.notna() & series.isna()).to_numpy()
+        numbers = pd.to_numeric(strings, errors="coerce").astype("float64")
+        bad = (strings.notna() & numbers.isna()).to_numpy().copy()
         if kind == "int":
-            fractional = series.notna() & (series % 1 != 0)
-            bad |= fractional.to_numpy()
-            series = series.where(~fractional)
+            not_int = numbers.notna() & ((numbers % 1 != 0) | (numbers.abs() >= 2.0**63))
+            bad |= not_int.to_numpy()
+            numbers = numbers.where(~not_int)
+        series = numbers
     return pd.Series(series, dtype=_PANDAS_TYPES[kind]).reset_index(drop=True), bad

@@ -2,9 +2,9 @@
 from tasks.data import CleanPartition, CleanReference, LandingFile, RawPartition, RawReference
 from tasks.features import FeaturePartition
 from tasks.model import CandidateModel, Deployment, ModelEvaluation
-from tasks.nightly import NightlyPipeline
+from tasks.nightly import NightlyPipeline, NightlyRange
 from tasks.serving import ModelMonitoring, Predictions
 
 __all__ = ["LandingFile", "RawPartition", "RawReference", "CleanPartition", "CleanReference",
            "FeaturePartition", "CandidateModel", "ModelEvaluation", "Deployment", "Predictions",
-           "ModelMonitoring", "NightlyPipeline"]
+           "ModelMonitoring", "NightlyPipeline", "NightlyRange"]

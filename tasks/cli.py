@@ -36,10 +36,18 @@ def cmd_land_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
+    return _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
+
+
+def cmd_backfill(args) -> int:
+    return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat()], args)
+
+
+def _run_luigi(task_args: list[str], args) -> int:
+    """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code."""
     from luigi.retcodes import run_with_retcodes
 
-    argv = ["--module", "tasks", "NightlyPipeline", "--date", args.date.isoformat(),
-            "--workers", str(args.workers)]
+    argv = ["--module", "tasks", *task_args, "--workers", str(args.workers)]
     if not args.central:
         argv.append("--local-scheduler")
     try:
@@ -120,6 +128,12 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def _scheduling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, help="luigi worker processes (default 1)")
+    p.add_argument("--central", action="store_true",
+                   help="use the central scheduler (luigid) from luigi.cfg instead of a local one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpipe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,10 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the nightly pipeline for one date")
     p.add_argument("--date", type=_date, required=True)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--central", action="store_true",
-                   help="use the central scheduler (luigid) from luigi.cfg instead of a local one")
+    _scheduling_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="run the nightly pipeline for every day of a range (only what is missing)")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    _scheduling_options(p)
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("quality", help="realized metrics of the stored predictions over a date range")
     p.add_argument("--start", type=_date, required=True)

@@ -1,6 +1,8 @@
 """The nightly entry point: everything for one day, from landing files to monitoring."""
 from __future__ import annotations
 
+import datetime as dt
+
 import luigi
 
 from tasks.base import pipeline
@@ -26,3 +28,15 @@ class NightlyPipeline(luigi.WrapperTask):
         if self.date < cfg.first_deploy_date:
             return [FeaturePartition(date=self.date)]
         return [Deployment(date=self.date), ModelMonitoring(date=self.date)]
+
+
+class NightlyRange(luigi.WrapperTask):
+    """NightlyPipeline for every day of [start, end]: a backfill of whatever is missing."""
+    start = luigi.DateParameter(description="First day of the range")
+    end = luigi.DateParameter(description="Last day of the range (inclusive)")
+
+    def requires(self):
+        if self.start > self.end:
+            raise PipelineDateError(f"start {self.start} is after end {self.end}")
+        days = (self.end - self.start).days + 1
+        return [NightlyPipeline(date=self.start + dt.timedelta(days=i)) for i in range(days)]

@@ -1,0 +1,174 @@
+import base64
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+from pipeline import evaluation as ev
+from pipeline import training as tr
+
+NUMERIC = ["x", "noise"]
+CATEGORICAL = ["c"]
+HP = tr.Hyperparameters(max_iter=20, min_samples_leaf=20)
+
+
+def synthetic(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    c = rng.choice(["a", "b"], size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.5 * x + (c == "a"))))).astype(float)
+    return pd.DataFrame({"x": x, "noise": rng.normal(size=n), "c": pd.Series(c, dtype="string"), "late": y})
+
+
+@pytest.fixture(scope="module")
+def models():
+    train = synthetic(800, seed=1)
+    good, _ = tr.train_model(train, NUMERIC, CATEGORICAL, "late", HP)
+    shuffled = train.assign(late=np.random.default_rng(2).permutation(train["late"].to_numpy()))
+    bad, _ = tr.train_model(shuffled, NUMERIC, CATEGORICAL, "late", HP)
+    return good, bad
+
+
+@pytest.fixture(scope="module")
+def holdout():
+    df = synthetic(300, seed=3)
+    df.loc[df.index[:20], "late"] = np.nan  # cancelled flights: no outcome, not evaluated
+    return df
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+def test_metrics_match_sklearn():
+    labels = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    scores = np.array([0.1, 0.8, 0.4, 0.35, 0.9, 0.2, 0.6, 0.7])
+    m = ev.metrics(labels, scores)
+    assert m["rows"] == 8 and m["positive_rate"] == 0.5
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert m["average_precision"] == pytest.approx(average_precision_score(labels, scores))
+    assert m["log_loss"] == pytest.approx(log_loss(labels, scores))
+    assert m["brier"] == pytest.approx(brier_score_loss(labels, scores))
+    assert m["roc_auc"] == pytest.approx(14 / 16)
+
+
+def test_log_loss_is_finite_for_certain_wrong_scores():
+    m = ev.metrics(np.array([0, 1]), np.array([1.0, 0.0]))
+    assert math.isfinite(m["log_loss"])
+    assert m["log_loss"] == pytest.approx(-math.log(1e-6))
+    assert m["roc_auc"] == 0.0 and m["brier"] == 1.0
+
+
+@pytest.mark.parametrize("labels", [[1, 1, 1], [0, 0]])
+def test_metrics_undefined_with_one_class(labels):
+    m = ev.metrics(np.array(labels), np.full(len(labels), 0.3))
+    assert m == {"rows": len(labels), "positive_rate": float(np.mean(labels)), "roc_auc": None,
+                 "average_precision": None, "log_loss": None, "brier": None}
+
+
+def test_metrics_on_no_rows():
+    m = ev.metrics(np.array([]), np.array([]))
+    assert m["rows"] == 0 and m["positive_rate"] is None and m["roc_auc"] is None
+
+
+# ---- gate -------------------------------------------------------------------------------------
+def test_gate_fails_a_floor():
+    d = ev.gate({"roc_auc": 0.55, "log_loss": 0.4}, None, {"roc_auc": 0.6, "log_loss": 0.5}, 0.005)
+    assert d["blessed"] is False
+    assert "log_loss 0.4000 clears the floor <= 0.5" in d["reasons"]
+    assert "roc_auc 0.5500 fails the floor >= 0.6" in d["reasons"]
+
+
+def test_gate_fails_a_lower_is_better_floor():
+    d = ev.gate({"roc_auc": 0.8, "brier": 0.3}, None, {"brier": 0.25}, 0.005)
+    assert d["blessed"] is False and d["reasons"][0] == "brier 0.3000 fails the floor <= 0.25"
+
+
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_gate_fails_an_undefined_metric(value):
+    d = ev.gate({"roc_auc": value}, None, {"roc_auc": 0.6}, 0.005)
+    assert d["blessed"] is False
+    assert d["reasons"][0] == "roc_auc is undefined on the holdout (floor 0.6)"
+
+
+def test_gate_without_production_blesses_and_says_why():
+    d = ev.gate({"roc_auc": 0.7}, None, {"roc_auc": 0.6}, 0.005)
+    assert d == {"blessed": True, "reasons": ["roc_auc 0.7000 clears the floor >= 0.6",
+                                              "no model in production: nothing to compare with"]}
+
+
+def test_gate_rejects_worse_than_production_beyond_tolerance():
+    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
+    assert d["blessed"] is False
+    assert d["reasons"][-1] == "roc_auc 0.7000 is worse than production's 0.7100 by 0.0100 > tolerance 0.005"
+
+
+def test_gate_blesses_within_tolerance_and_when_better():
+    within = ev.gate({"roc_auc": 0.708}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
+    assert within["blessed"] is True
+    assert within["reasons"][-1] == "roc_auc 0.7080 vs production 0.7100 (difference -0.0020, tolerance 0.005)"
+    better = ev.gate({"roc_auc": 0.75}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
+    assert better["blessed"] is True and "(difference +0.0400" in better["reasons"][-1]
+
+
+def test_gate_compares_lower_is_better_metrics_the_right_way():
+    worse = ev.gate({"log_loss": 0.52}, {"log_loss": 0.50}, {}, 0.005, compare_metric="log_loss")
+    assert worse["blessed"] is False and "worse than production's 0.5000 by 0.0200" in worse["reasons"][-1]
+    better = ev.gate({"log_loss": 0.45}, {"log_loss": 0.50}, {}, 0.005, compare_metric="log_loss")
+    assert better["blessed"] is True
+
+
+def test_gate_rejects_when_production_metric_undefined():
+    d = ev.gate({"roc_auc": 0.7}, {"roc_auc": None}, {}, 0.005)
+    assert d == {"blessed": False, "reasons": ["roc_auc undefined for challenger or production"]}
+
+
+# ---- evaluate_challenger ----------------------------------------------------------------------
+def _evaluate(challenger, production, holdout, floors, **kw):
+    return ev.evaluate_challenger(
+        challenger, production, holdout, NUMERIC, CATEGORICAL, "late", floors=floors, tolerance=0.005,
+        importance_repeats=kw.get("repeats", 1), seed=0, title="Candidate <2013-01-10>",
+        context={"challenger_id": "cand-1", "production_version": kw.get("version"),
+                 "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]})
+
+
+def _png_images(html: str) -> list[bytes]:
+    return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def test_evaluate_challenger_without_production_is_blessed(models, holdout):
+    good, _ = models
+    record, html = _evaluate(good, None, holdout, {"roc_auc": 0.6})
+    labelled = holdout.dropna(subset=["late"])
+    expected = ev.metrics(labelled["late"].astype(int).to_numpy(),
+                          tr.predict(good, labelled, NUMERIC, CATEGORICAL))
+    assert record["challenger"] == pytest.approx(expected)
+    assert record["challenger"]["rows"] == 280
+    assert record["production"] is None
+    assert record["decision"]["blessed"] is True
+    assert record["challenger_id"] == "cand-1"
+    assert set(record["importance"]) == {"c", "x", "noise"}
+    assert record["importance"]["x"] > record["importance"]["noise"]
+    assert "Gate: BLESSED" in html and "REJECTED" not in html
+    images = _png_images(html)
+    assert len(images) == 2 and all(img.startswith(b"\x89PNG\r\n\x1a\n") for img in images)
+
+
+def test_evaluate_challenger_worse_than_production_is_rejected(models, holdout):
+    good, bad = models
+    record, html = _evaluate(bad, good, holdout, {"roc_auc": 0.0}, version="20130109-abc")
+    assert record["production"]["roc_auc"] > record["challenger"]["roc_auc"] + 0.1
+    assert record["decision"]["blessed"] is False
+    assert "worse than production's" in record["decision"]["reasons"][-1]
+    assert "Gate: REJECTED" in html and "BLESSED" not in html
+    assert "20130109-abc" in html
+    assert len(_png_images(html)) == 2
+
+
+def test_evaluate_challenger_with_no_labelled_rows_is_rejected(models, holdout):
+    good, _ = models
+    record, html = _evaluate(good, None, holdout.assign(late=np.nan), {"roc_auc": 0.6}, repeats=0)
+    assert record["challenger"]["rows"] == 0
+    assert record["decision"]["blessed"] is False
+    assert record["decision"]["reasons"][0] == "roc_auc is undefined on the holdout (floor 0.6)"
+    assert "Gate: REJECTED" in html and _png_images(html) == []

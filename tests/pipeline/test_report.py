@@ -1,0 +1,74 @@
+import base64
+import re
+
+import numpy as np
+import pytest
+
+from pipeline import report
+
+
+def evaluation(**overrides) -> dict:
+    record = {
+        "challenger_id": "cand<1>",
+        "production_version": "20130109-lin",
+        "holdout_days": ["2013-01-08", "2013-01-09"],
+        "challenger": {"roc_auc": 0.712345, "average_precision": 0.4, "log_loss": 0.5, "brier": 0.2,
+                       "rows": 1234, "positive_rate": 0.25},
+        "production": {"roc_auc": 0.7, "average_precision": 0.39, "log_loss": 0.51, "brier": 0.21,
+                       "rows": 1234, "positive_rate": 0.25},
+        "decision": {"blessed": True, "reasons": ["roc_auc 0.7123 clears the floor >= 0.6",
+                                                  "note: <script>alert(1)</script> & more"]},
+    }
+    record.update(overrides)
+    return record
+
+
+def test_html_escapes_every_text_from_the_record():
+    html = report.evaluation_html("Model <b>2013-01-10</b> & co", evaluation(), [])
+    assert "<script>" not in html and "<b>2013" not in html and "cand<1>" not in html
+    assert "<title>Model &lt;b&gt;2013-01-10&lt;/b&gt; &amp; co</title>" in html
+    assert "<li>note: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more</li>" in html
+    assert "<code>cand&lt;1&gt;</code>" in html
+
+
+def test_html_contains_metrics_verdict_and_context():
+    html = report.evaluation_html("t", evaluation(), ["<img alt=\"plot\" src=\"data:image/png;base64,AAAA\"/>"])
+    assert "<tr><td>roc_auc</td><td>0.7123</td><td>0.7000</td></tr>" in html
+    assert "<tr><td>rows</td><td>1234</td><td>1234</td></tr>" in html
+    assert '<h2 class="blessed">Gate: BLESSED</h2>' in html
+    assert "<li>roc_auc 0.7123 clears the floor &gt;= 0.6</li>" in html
+    assert "2013-01-08, 2013-01-09" in html and "20130109-lin" in html and "1234 holdout" in html
+    assert 'src="data:image/png;base64,AAAA"' in html
+
+
+def test_html_rejected_without_production():
+    record = evaluation(production=None, decision={"blessed": False, "reasons": ["roc_auc fails"]})
+    record["challenger"]["roc_auc"] = None
+    html = report.evaluation_html("t", record, [])
+    assert '<h2 class="rejected">Gate: REJECTED</h2>' in html and "BLESSED" not in html
+    assert "<tr><td>roc_auc</td><td>&ndash;</td><td>&ndash;</td></tr>" in html
+    assert "<tr><td>brier</td><td>0.2000</td><td>&ndash;</td></tr>" in html
+
+
+def _pngs(images):
+    out = []
+    for img in images:
+        m = re.fullmatch(r'<img alt="plot" src="data:image/png;base64,([A-Za-z0-9+/=]+)"/>', img)
+        assert m, img[:80]
+        out.append(base64.b64decode(m.group(1)))
+    return out
+
+
+def test_plots_are_embedded_pngs():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=200)
+    curves = {"challenger": np.clip(labels * 0.3 + rng.random(200) * 0.7, 0, 1), "production": rng.random(200)}
+    images = report.evaluation_plots(labels, curves, {"x": 0.1, "c": 0.02})
+    pngs = _pngs(images)
+    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
+    assert len(_pngs(report.evaluation_plots(labels, curves, {}))) == 1
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+def test_plots_with_one_class_still_render():
+    assert len(_pngs(report.evaluation_plots(np.ones(10, dtype=int), {"challenger": np.linspace(0, 1, 10)}, {}))) == 1

@@ -1,0 +1,187 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from pipeline.contracts import Column, ContractViolation, RowCheck, TableContract
+from pipeline.ingest import PARSE_ERRORS
+from pipeline.validate import RULES, validate_table
+
+DAY = dt.date(2013, 1, 5)
+SRC = "landing/t/t_2013-01-05.csv"
+
+COLUMNS = (
+    Column("id", "int", nullable=False),
+    Column("v", "float", min=0, max=10),
+    Column("cat", "string", allowed=frozenset({"a", "b"})),
+    Column("code", "string", pattern=r"[A-Z]{2}"),
+    Column("y", "int"),
+    Column("m", "int"),
+    Column("d", "int"),
+)
+
+
+def contract(**kw) -> TableContract:
+    base = dict(name="t", columns=COLUMNS, key=("id",),
+                checks=(RowCheck("v_below_id", lambda df: df["v"].isna() | (df["v"] < df["id"])),),
+                max_bad_fraction=1.0, date_columns=("y", "m", "d"))
+    base.update(kw)
+    return TableContract(**base)
+
+
+def frame(rows: list[tuple], parse_errors: list | None = None) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=[c.name for c in COLUMNS]).astype(
+        {"id": "Int64", "v": "float64", "cat": "string", "code": "string", "y": "Int64", "m": "Int64", "d": "Int64"})
+    if parse_errors is not None:
+        df[PARSE_ERRORS] = pd.Series(parse_errors, dtype="string")
+    return df
+
+
+def ok(i: int, **kw) -> tuple:
+    row = {"id": i, "v": 0.5, "cat": "a", "code": "AB", "y": 2013, "m": 1, "d": 5}
+    row.update(kw)
+    return tuple(row.values())
+
+
+def test_row_rules_quarantine_rows_with_rule_labels_and_counts():
+    df = frame([
+        ok(1),
+        ok(None),                       # not_null:id (and the check: NA < ... is not valid)
+        ok(3, v=-1.0),                  # min:v
+        ok(4, v=11.0),                  # max:v, v_below_id
+        ok(5, cat="z"),                 # allowed:cat
+        ok(6, code="abc"),              # pattern:code
+        ok(7, d=6),                     # partition_date
+        ok(8, v=None, cat=None, code=None),  # nulls are fine where nullable
+        ok(9, v=12.0, cat="q"),         # several rules
+    ])
+    res = validate_table(df, contract(), SRC, date=DAY)
+    assert res.clean["id"].tolist() == [1, 8]
+    assert list(res.clean.columns) == list(df.columns)
+    labels = dict(zip(res.quarantine["id"].astype("object").where(res.quarantine["id"].notna(), None),
+                      res.quarantine[RULES]))
+    assert labels == {
+        None: "not_null:id;v_below_id",
+        3: "min:v",
+        4: "max:v;v_below_id",
+        5: "allowed:cat",
+        6: "pattern:code",
+        7: "partition_date",
+        9: "max:v;allowed:cat;v_below_id",
+    }
+    assert res.report["quarantined_by_rule"] == {
+        "not_null:id": 1, "min:v": 1, "max:v": 2, "allowed:cat": 2, "pattern:code": 1,
+        "v_below_id": 3, "partition_date": 1}
+    assert res.report["rows_in"] == 9
+    assert res.report["rows_clean"] == 2
+    assert res.report["rows_quarantined"] == 7
+    assert res.report["table"] == "t" and res.report["source"] == SRC and res.report["date"] == "2013-01-05"
+    assert res.report["warnings"] == []
+
+
+def test_partition_date_is_only_checked_when_a_date_is_given():
+    df = frame([ok(1, d=6)])
+    assert validate_table(df, contract(), SRC).clean["id"].tolist() == [1]
+    assert validate_table(df, contract(), SRC, date=DAY).quarantine[RULES].tolist() == ["partition_date"]
+
+
+def test_duplicate_keys_keep_the_first_row():
+    df = frame([ok(1, v=0.1), ok(2), ok(1, v=0.2), ok(1, v=0.3)])
+    res = validate_table(df, contract(), SRC, date=DAY)
+    assert res.clean["id"].tolist() == [1, 2]
+    assert res.clean["v"].tolist() == [0.1, 0.5]
+    assert res.quarantine["v"].tolist() == [0.2, 0.3]
+    assert res.quarantine[RULES].tolist() == ["duplicate_key:id", "duplicate_key:id"]
+    assert res.report["quarantined_by_rule"] == {"duplicate_key:id": 2}
+
+
+def test_parse_errors_become_parseable_rules_and_leave_the_clean_table():
+    df = frame([ok(1), ok(2, v=None), ok(3, v=None, y=None)],
+               parse_errors=[None, "v", "v;y"])
+    res = validate_table(df, contract(), SRC)
+    assert res.clean["id"].tolist() == [1]
+    assert PARSE_ERRORS not in res.clean.columns
+    assert res.quarantine[RULES].tolist() == ["parseable:v", "parseable:v;parseable:y"]
+    assert res.quarantine[PARSE_ERRORS].tolist() == ["v", "v;y"]
+    assert res.report["quarantined_by_rule"] == {"parseable:v": 2, "parseable:y": 1}
+
+
+def test_parse_error_rule_matches_whole_column_names_only():
+    cols = (Column("x", "float"), Column("xx", "float"))
+    c = TableContract("t2", cols, max_bad_fraction=1.0)
+    df = pd.DataFrame({"x": [1.0, None], "xx": [None, 2.0],
+                       PARSE_ERRORS: pd.Series(["xx", "x"], dtype="string")})
+    res = validate_table(df, c, SRC)
+    assert res.quarantine[RULES].tolist() == ["parseable:xx", "parseable:x"]
+
+
+def test_missing_column_raises_naming_source_column_and_rule():
+    df = frame([ok(1)]).drop(columns=["cat"])
+    with pytest.raises(ContractViolation, match=r"landing/t/t_2013-01-05\.csv: missing required column\(s\) "
+                                                r"\['cat'\] of table 't' \(rule: required_columns\)"):
+        validate_table(df, contract(), SRC)
+
+
+def test_empty_drop_raises_min_rows():
+    with pytest.raises(ContractViolation, match=r"t_2013-01-05\.csv: table 't' has 0 rows, the contract "
+                                                r"requires at least 1 \(rule: min_rows\).*re-delivery"):
+        validate_table(frame([]), contract(), SRC, date=DAY)
+
+
+def test_min_rows_above_one():
+    with pytest.raises(ContractViolation, match=r"has 2 rows, the contract requires at least 3 \(rule: min_rows\)"):
+        validate_table(frame([ok(1), ok(2)]), contract(min_rows=3), SRC)
+
+
+def test_null_fraction_above_limit_raises_with_counts():
+    cols = COLUMNS[:2] + (Column("cat", "string", max_null_fraction=0.1),) + COLUMNS[3:]
+    c = contract(columns=cols)
+    rows = [ok(i) for i in range(1, 9)] + [ok(9, cat=None), ok(10, cat=None)]
+    with pytest.raises(ContractViolation, match=r"t_2013-01-05\.csv: column 'cat' is null in 2 of 10 rows "
+                                                r"\(20\.0%\), above the contract's limit of 10\.0% "
+                                                r"\(rule: max_null_fraction\)"):
+        validate_table(frame(rows), c, SRC)
+
+
+def test_null_fraction_at_limit_passes_and_is_reported():
+    cols = COLUMNS[:2] + (Column("cat", "string", max_null_fraction=0.2),) + COLUMNS[3:]
+    rows = [ok(i) for i in range(1, 9)] + [ok(9, cat=None), ok(10, cat=None)]
+    res = validate_table(frame(rows), contract(columns=cols), SRC)
+    assert res.report["null_rates"]["cat"] == pytest.approx(0.2)
+    assert res.report["null_rates"]["id"] == 0.0
+    assert len(res.clean) == 10
+
+
+def test_too_many_bad_rows_raises_with_counts_per_rule():
+    rows = [ok(i) for i in range(1, 18)] + [ok(18, v=-1.0), ok(19, v=-2.0), ok(20, cat="z")]
+    with pytest.raises(ContractViolation,
+                       match=r"t_2013-01-05\.csv: 3 of 20 rows \(15\.0%\) of table 't' break the contract, above "
+                             r"the limit of 5\.0% \(rule: max_bad_fraction\); rows per rule: min:v: 2, allowed:cat: 1"):
+        validate_table(frame(rows), contract(max_bad_fraction=0.05), SRC, date=DAY)
+
+
+def test_bad_fraction_at_limit_passes():
+    rows = [ok(i) for i in range(1, 20)] + [ok(20, v=-1.0)]
+    res = validate_table(frame(rows), contract(max_bad_fraction=0.05), SRC, date=DAY)
+    assert len(res.clean) == 19 and len(res.quarantine) == 1
+
+
+def test_row_count_below_recent_median_warns():
+    rows = [ok(i) for i in range(1, 11)]
+    res = validate_table(frame(rows), contract(), SRC, recent_row_counts=[30, 50, 40])
+    assert res.report["warnings"] == [
+        "row count 10 is below 50% of the median of the previous 3 days (40) (rule: row_count_vs_recent)"]
+    assert validate_table(frame(rows), contract(), SRC, recent_row_counts=[20, 20]).report["warnings"] == []
+    assert validate_table(frame(rows), contract(), SRC, recent_row_counts=[]).report["warnings"] == []
+    assert validate_table(frame(rows), contract(), SRC).report["warnings"] == []
+
+
+def test_input_frame_is_not_mutated():
+    df = frame([ok(1), ok(1), ok(3, v=-1.0), ok(4, d=9)], parse_errors=[None, None, None, "v"])
+    before = df.copy(deep=True)
+    res = validate_table(df, contract(), SRC, date=DAY)
+    pd.testing.assert_frame_equal(df, before)
+    assert RULES not in df.columns
+    res.clean.loc[0, "v"] = 99.0
+    res.quarantine.loc[0, "v"] = 99.0
+    pd.testing.assert_frame_equal(df, before)

@@ -1,0 +1,126 @@
+"""The commands users type: `luigi --module tasks ...` and `mlpipe ...`, as real processes,
+with exit codes from luigi.cfg's [retcode] section."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline import storage as st
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+OVERLAY = """
+[pipeline]
+start_date = 2013-01-01
+warmup_days = 4
+[FeaturePartition]
+trailing_days = 3
+[CandidateModel]
+window_days = 6
+holdout_days = 1
+max_iter = 30
+[gate]
+min_roc_auc = 0.5
+importance_repeats = 1
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    overlay = tmp_path / "overlay.cfg"
+    overlay.write_text(OVERLAY)
+    environ = dict(os.environ, MLPIPE_ROOT=str(tmp_path / "root"), LUIGI_CONFIG_PATH=str(overlay))
+    environ.pop("MLPIPE_LANDING", None)
+    return environ
+
+
+def run(args, env, cwd=PROJECT):
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def land(env, start, end):
+    proc = run([BIN / "mlpipe", "land-demo", "--start", start, "--end", end], env)
+    assert proc.returncode == 0, proc.stderr
+    return Path(env["MLPIPE_ROOT"]) / "landing"
+
+
+@pytest.mark.slow
+def test_luigi_command_runs_the_nightly_pipeline_and_a_rerun_does_nothing(env):
+    land(env, "2013-01-01", "2013-01-07")
+    args = [BIN / "luigi", "--module", "tasks", "NightlyPipeline", "--date", "2013-01-06", "--local-scheduler"]
+    proc = run(args, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    root = Path(env["MLPIPE_ROOT"])
+    decisions = sorted(root.glob("deployments/flights/h=*/date=*/decision.json"))
+    assert [p.parent.name for p in decisions] == ["date=2013-01-05", "date=2013-01-06"]
+    assert json.loads(decisions[-1].read_text())["production_version"]
+
+    again = run(args, env)
+    assert again.returncode == 0
+    assert "Did not run any tasks" in again.stderr
+    assert "1 complete ones were encountered" in again.stderr
+
+
+@pytest.mark.slow
+def test_failed_validation_exits_with_task_failed_code(env):
+    landing = land(env, "2013-01-01", "2013-01-03")
+    bad = landing / "flights" / "flights_2013-01-02.csv"
+    frame = pd.read_csv(bad).drop(columns=["arr_delay"])
+    frame.to_csv(bad, index=False)
+    proc = run([BIN / "luigi", "--module", "tasks", "NightlyPipeline", "--date", "2013-01-03",
+                "--local-scheduler"], env)
+    assert proc.returncode == 30, proc.stderr[-3000:]  # [retcode] task_failed
+    assert f"landing file {bad} is missing required column(s) ['arr_delay']" in proc.stderr
+
+
+def test_missing_landing_day_exits_with_missing_data_code(env):
+    land(env, "2013-01-01", "2013-01-01")
+    proc = run([BIN / "mlpipe", "run", "--date", "2013-01-02"], env)
+    assert proc.returncode == 20, proc.stderr[-3000:]  # [retcode] missing_data
+    assert "LandingFile(table=flights, date=2013-01-02)" in proc.stderr
+
+
+def test_land_demo_writes_daily_files_once(env):
+    landing = land(env, "2013-01-01", "2013-01-02")
+    files = sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*.csv"))
+    assert files == ["flights/flights_2013-01-01.csv", "flights/flights_2013-01-02.csv",
+                     "planes/planes.csv", "weather/weather_2013-01-01.csv", "weather/weather_2013-01-02.csv"]
+    assert len(pd.read_csv(landing / "flights" / "flights_2013-01-01.csv")) == 842
+    proc = run([BIN / "mlpipe", "land-demo", "--start", "2013-01-01", "--end", "2013-01-02"], env)
+    assert "0 file(s) written, 5 already there" in proc.stdout
+
+
+def test_land_demo_outside_the_embedded_year_is_refused(env):
+    proc = run([BIN / "mlpipe", "land-demo", "--start", "2012-12-31", "--end", "2013-01-01"], env)
+    assert proc.returncode != 0
+    assert "covers 2013-01-01..2013-12-31" in proc.stderr
+
+
+@pytest.mark.slow
+def test_mlpipe_run_summary_and_quality_read_the_stored_outputs(env):
+    land(env, "2013-01-01", "2013-01-08")
+    proc = run([BIN / "mlpipe", "backfill", "--start", "2013-01-05", "--end", "2013-01-08", "--workers", "2"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    summary = run([BIN / "mlpipe", "summary", "--date", "2013-01-08"], env)
+    assert summary.returncode == 0, summary.stderr
+    model_line = next(line for line in summary.stdout.splitlines() if line.startswith("production model:"))
+    assert Path(model_line.split()[2]).is_file()
+    assert "gate:" in summary.stdout and "challenger holdout:" in summary.stdout
+
+    quality = run([BIN / "mlpipe", "quality", "--start", "2013-01-06", "--end", "2013-01-08"], env)
+    assert quality.returncode == 0, quality.stderr
+    figures = json.loads(quality.stdout)
+    root = Path(env["MLPIPE_ROOT"])
+    predictions = pd.concat(pd.read_parquet(p) for p in root.glob("predictions/flights/h=*/date=*/part-0.parquet")
+                            if p.parent.name >= "date=2013-01-06")
+    assert figures["days"] == 3 and figures["rows_total"] == len(predictions)
+    assert 0.5 < figures["roc_auc"] < 1
