@@ -2,7 +2,7 @@
 rules its rows and columns must follow. Dataset modules (pipeline/flights.py) declare them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
@@ -47,7 +47,6 @@ class TableContract:
     date_columns: tuple[str, str, str] | None = None
     # Warn when a day has fewer rows than this fraction of the median of recent days.
     min_fraction_of_recent: float = 0.5
-    extra: dict = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:

@@ -60,6 +60,15 @@ def gate(challenger: dict, production: dict | None, floors: dict[str, float],
     return {"blessed": not failed, "reasons": reasons}
 
 
+def summary_line(record: dict) -> str:
+    """One line for luigid's status message: the AUCs and the gate decision."""
+    def auc(metrics: dict | None) -> str:
+        value = (metrics or {}).get("roc_auc")
+        return "n/a" if value is None else f"{value:.4f}"
+    verdict = "BLESSED" if record["decision"]["blessed"] else "REJECTED"
+    return f"challenger AUC {auc(record['challenger'])}, production AUC {auc(record.get('production'))}; gate: {verdict}"
+
+
 def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed: int,
                            max_rows: int = 3000) -> dict[str, float]:
     """Mean drop in ROC AUC when each input column is shuffled (on at most `max_rows` rows)."""

@@ -128,7 +128,11 @@ def write_parquet(target, df: pd.DataFrame) -> None:
 
 
 def read_parquet(target, columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(read_bytes(target)), columns=columns, engine="pyarrow")
+    return parquet_from_bytes(read_bytes(target), columns)
+
+
+def parquet_from_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data), columns=columns, engine="pyarrow")
 
 
 def write_flag(target) -> None:

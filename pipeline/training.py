@@ -116,6 +116,17 @@ def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
     return estimator, meta
 
 
+def provenance(date: dt.date, lineage: str, model_bytes: bytes, parameters: dict,
+               train_days: list[dt.date], holdout_days: list[dt.date],
+               input_fingerprints: dict[str, str]) -> dict:
+    """What makes a model traceable: its date, parameters, window, inputs and bytes."""
+    return {"date": date.isoformat(), "lineage": lineage, "model_sha256": sha256_bytes(model_bytes),
+            "parameters": parameters, "train_days": [d.isoformat() for d in train_days],
+            "holdout_days": [d.isoformat() for d in holdout_days],
+            "input_fingerprints": input_fingerprints,
+            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def library_versions() -> dict[str, str]:
     import luigi
     import pyarrow

@@ -38,7 +38,13 @@ def days_back(date: dt.date, n: int, not_before: dt.date) -> list[dt.date]:
     return [d for d in days if d >= not_before]
 
 
-def read_frames(targets) -> pd.DataFrame:
-    frames = [st.read_parquet(t) for t in targets]
+def read_frames(targets, fingerprints: dict[str, str] | None = None) -> pd.DataFrame:
+    """Concatenate Parquet targets; when `fingerprints` is given, record each file's sha256 in it."""
+    frames = []
+    for target in targets:
+        data = st.read_bytes(target)
+        if fingerprints is not None:
+            fingerprints[target.path] = st.sha256_bytes(data)
+        frames.append(st.parquet_from_bytes(data))
     frames = [f for f in frames if len(f)] or frames[:1]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,8 +1,6 @@
 """Data collection and storage: landing files, typed raw partitions, validated clean partitions."""
 from __future__ import annotations
 
-import os
-
 import luigi
 
 from pipeline import ingest, validate
@@ -135,7 +133,3 @@ class CleanReference(StorageMixin, luigi.Task, _Validate):
 
     def run(self):
         self.validate(None, reference=True, recent=None)
-
-
-def clean_path_exists(task) -> bool:
-    return os.path.exists(task.clean_target().path)

@@ -55,19 +55,23 @@ class CandidateModel(DailyTask):
         return {"model": self.store.file(self.directory(), "model.pkl"),
                 "metadata": self.store.file(self.directory(), "metadata.json")}
 
+    def load(self):
+        """(fitted model, metadata), the model's bytes checked against the recorded sha256."""
+        meta = st.read_json(self.files()["metadata"])
+        model_file = self.files()["model"]
+        return training.load_model(st.read_bytes(model_file), meta["model_sha256"], model_file.path), meta
+
     @limit_threads
     def run(self):
         train_days, holdout_days = self.windows()
-        inputs = [t.output() for t in self.requires()[:len(train_days)]]
-        frame = read_frames(inputs)
+        fingerprints: dict[str, str] = {}
+        frame = read_frames([FeaturePartition(date=d).output() for d in train_days], fingerprints)
         self.status(f"training on {len(frame)} rows of {len(train_days)} days", 10)
         model, meta = training.train_model(frame, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
                                            dataset.TARGET, self.hyperparameters, self.max_train_rows)
         blob = training.dump_model(model)
-        meta.update(date=self.date, lineage=self.lineage, model_sha256=st.sha256_bytes(blob),
-                    parameters=self.to_str_params(), train_days=train_days, holdout_days=holdout_days,
-                    input_fingerprints={t.path: st.sha256_bytes(st.read_bytes(t)) for t in inputs},
-                    trained_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
+                                        train_days, holdout_days, fingerprints))
         st.write_bytes(self.files()["model"], blob)
         st.write_json(self.files()["metadata"], meta)
         st.write_flag(self.output())
@@ -113,26 +117,21 @@ class ModelEvaluation(DailyTask):
     @limit_threads
     def run(self):
         candidate = self.requires()["candidate"]
-        meta = st.read_json(candidate.files()["metadata"])
-        challenger = training.load_model(st.read_bytes(candidate.files()["model"]), meta["model_sha256"],
-                                         candidate.files()["model"].path)
+        challenger, meta = candidate.load()
         production, version = load_production(self.store, self.input().get("production"))
-        holdout = read_frames([FeaturePartition(date=dt.date.fromisoformat(d)).output()
-                               for d in meta["holdout_days"]])
+        holdout = read_frames([FeaturePartition(date=d).output() for d in candidate.windows()[1]])
         self.status(f"evaluating on {len(holdout)} holdout rows vs production {version}", 30)
         g = gate()
         record, html = evaluation.evaluate_challenger(
             challenger, production, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
             dataset.TARGET, {"roc_auc": g.min_roc_auc}, g.tolerance, g.importance_repeats,
             seed=candidate.random_state, title=f"Model evaluation {self.date}",
-            context={"date": self.date.isoformat(), "challenger_id": meta["lineage"] + "@" + meta["date"],
+            context={"date": self.date.isoformat(), "challenger_id": f"{meta['lineage']}@{meta['date']}",
                      "production_version": version, "holdout_days": meta["holdout_days"]})
         st.write_text(self.store.file(self.directory(), "report.html"), html)
         st.write_json(self.record(), record)
         st.write_flag(self.output())
-        c = record["challenger"]
-        self.status(f"AUC {c['roc_auc']:.4f} (production {(record['production'] or {}).get('roc_auc')}); "
-                    f"gate: {'BLESSED' if record['decision']['blessed'] else 'REJECTED'}", 100)
+        self.status(evaluation.summary_line(record), 100)
 
 
 def load_production(store: st.Storage, decision_target):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import luigi
-import numpy as np
 
 from pipeline import monitoring, registry, scoring, training
 from tasks.config import limit_threads

@@ -2,7 +2,6 @@
 with exit codes from luigi.cfg's [retcode] section."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -12,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import storage as st
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
