@@ -87,10 +87,10 @@ def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed:
 
 def evaluate_challenger(challenger, production, holdout, numeric: list[str], categorical: list[str],
                         target: str, floors: dict[str, float], tolerance: float,
-                        importance_repeats: int, seed: int, title: str,
-                        context: dict) -> tuple[dict, str]:
+                        importance: dict[str, float], title: str, context: dict) -> tuple[dict, str]:
     """Score the holdout rows with the challenger and (if any) the production model, apply the
-    gate, and render the HTML report. `context` (ids, dates) is copied into the record.
+    gate, and render the HTML report with the challenger's `importance` (computed at training).
+    `context` (ids, dates) is copied into the record.
     Returns (evaluation record, html)."""
     from pipeline import report, training
 
@@ -108,7 +108,7 @@ def evaluate_challenger(challenger, production, holdout, numeric: list[str], cat
         "challenger": challenger_metrics,
         "production": production_metrics,
         "decision": gate(challenger_metrics, production_metrics, floors, tolerance),
-        "importance": permutation_importance(challenger, X, labels, importance_repeats, seed),
+        "importance": importance,
     }
-    images = report.evaluation_plots(labels, curves, evaluation["importance"]) if len(rows) else []
+    images = report.evaluation_plots(labels, curves, importance) if len(rows) else []
     return evaluation, report.evaluation_html(title, evaluation, images)

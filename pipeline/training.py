@@ -127,6 +127,22 @@ def provenance(date: dt.date, lineage: str, model_bytes: bytes, parameters: dict
             "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+def fit_candidate(train: pd.DataFrame, holdout: pd.DataFrame, numeric: list[str], categorical: list[str],
+                  target: str, hp: Hyperparameters, max_train_rows: int, importance_repeats: int
+                  ) -> tuple[Pipeline, dict]:
+    """train_model on `train`, plus the permutation importance of each input on the labelled
+    `holdout` rows (computed here, in parallel per day, rather than in the serial deploy chain)."""
+    from pipeline.evaluation import permutation_importance
+
+    estimator, meta = train_model(train, numeric, categorical, target, hp, max_train_rows)
+    rows = labelled(holdout, target)
+    meta["importance"] = permutation_importance(
+        estimator, feature_matrix(rows, numeric, categorical), rows[target].astype(int).to_numpy(),
+        importance_repeats, hp.random_state)
+    meta["importance_repeats"] = importance_repeats
+    return estimator, meta
+
+
 def library_versions() -> dict[str, str]:
     import luigi
     import pyarrow

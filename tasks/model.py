@@ -22,6 +22,8 @@ class CandidateModel(DailyTask):
     l2_regularization = luigi.FloatParameter(default=0.0, description="L2 penalty on leaf values")
     random_state = luigi.IntParameter(default=0, description="Seed of the estimator and row sampling")
     max_train_rows = luigi.IntParameter(default=0, description="Cap on training rows, sampled reproducibly; 0 = no cap")
+    importance_repeats = luigi.IntParameter(
+        default=1, description="Permutation-importance repeats on the holdout (shown in the evaluation report); 0 = off")
 
     @property
     def hyperparameters(self) -> training.Hyperparameters:
@@ -36,6 +38,7 @@ class CandidateModel(DailyTask):
         return st.param_hash(features=FeaturePartition(date=self.date).phash,
                              hp=self.hyperparameters.__dict__, window_days=self.window_days,
                              holdout_days=self.holdout_days, max_train_rows=self.max_train_rows,
+                             importance_repeats=self.importance_repeats,
                              start_date=pipeline().start_date)
 
     def windows(self):
@@ -66,9 +69,11 @@ class CandidateModel(DailyTask):
         train_days, holdout_days = self.windows()
         fingerprints: dict[str, str] = {}
         frame = read_frames([FeaturePartition(date=d).output() for d in train_days], fingerprints)
+        holdout = read_frames([FeaturePartition(date=d).output() for d in holdout_days])
         self.status(f"training on {len(frame)} rows of {len(train_days)} days", 10)
-        model, meta = training.train_model(frame, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-                                           dataset.TARGET, self.hyperparameters, self.max_train_rows)
+        model, meta = training.fit_candidate(frame, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
+                                             dataset.TARGET, self.hyperparameters, self.max_train_rows,
+                                             self.importance_repeats)
         blob = training.dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
@@ -81,7 +86,6 @@ class CandidateModel(DailyTask):
 class gate(luigi.Config):  # noqa: N801 - [gate] section
     min_roc_auc = luigi.FloatParameter(default=0.60, description="Absolute floor on the challenger's holdout ROC AUC")
     tolerance = luigi.FloatParameter(default=0.005, description="How much worse than production (ROC AUC) a challenger may be")
-    importance_repeats = luigi.IntParameter(default=3, description="Permutation-importance repeats in the report; 0 = off")
 
 
 def deployment_lineage(date: dt.date) -> str:
@@ -124,8 +128,8 @@ class ModelEvaluation(DailyTask):
         g = gate()
         record, html = evaluation.evaluate_challenger(
             challenger, production, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-            dataset.TARGET, {"roc_auc": g.min_roc_auc}, g.tolerance, g.importance_repeats,
-            seed=candidate.random_state, title=f"Model evaluation {self.date}",
+            dataset.TARGET, {"roc_auc": g.min_roc_auc}, g.tolerance, meta["importance"],
+            title=f"Model evaluation {self.date}",
             context={"date": self.date.isoformat(), "challenger_id": f"{meta['lineage']}@{meta['date']}",
                      "production_version": version, "holdout_days": meta["holdout_days"]})
         st.write_text(self.store.file(self.directory(), "report.html"), html)

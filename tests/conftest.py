@@ -56,8 +56,8 @@ def luigi_config():
 SMALL = {
     "pipeline": {"start_date": "2013-01-01", "warmup_days": 4},
     "FeaturePartition": {"trailing_days": 3},
-    "CandidateModel": {"window_days": 6, "holdout_days": 1, "max_iter": 30},
-    "gate": {"min_roc_auc": 0.5, "tolerance": 0.01, "importance_repeats": 1},
+    "CandidateModel": {"window_days": 6, "holdout_days": 1, "max_iter": 30, "importance_repeats": 1},
+    "gate": {"min_roc_auc": 0.5, "tolerance": 0.01},
     "compute": {"threads": 1},
 }
 

@@ -25,9 +25,9 @@ trailing_days = 3
 window_days = 6
 holdout_days = 1
 max_iter = 30
+importance_repeats = 1
 [gate]
 min_roc_auc = 0.5
-importance_repeats = 1
 """
 
 

@@ -127,7 +127,7 @@ def test_gate_rejects_when_production_metric_undefined():
 def _evaluate(challenger, production, holdout, floors, **kw):
     return ev.evaluate_challenger(
         challenger, production, holdout, NUMERIC, CATEGORICAL, "late", floors=floors, tolerance=0.005,
-        importance_repeats=kw.get("repeats", 1), seed=0, title="Candidate <2013-01-10>",
+        importance=kw.get("importance", {"x": 0.2, "c": 0.01}), title="Candidate <2013-01-10>",
         context={"challenger_id": "cand-1", "production_version": kw.get("version"),
                  "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]})
 
@@ -147,8 +147,7 @@ def test_evaluate_challenger_without_production_is_blessed(models, holdout):
     assert record["production"] is None
     assert record["decision"]["blessed"] is True
     assert record["challenger_id"] == "cand-1"
-    assert set(record["importance"]) == {"c", "x", "noise"}
-    assert record["importance"]["x"] > record["importance"]["noise"]
+    assert record["importance"] == {"x": 0.2, "c": 0.01}
     assert "Gate: BLESSED" in html and "REJECTED" not in html
     images = _png_images(html)
     assert len(images) == 2 and all(img.startswith(b"\x89PNG\r\n\x1a\n") for img in images)
@@ -172,3 +171,13 @@ def test_evaluate_challenger_with_no_labelled_rows_is_rejected(models, holdout):
     assert record["decision"]["blessed"] is False
     assert record["decision"]["reasons"][0] == "roc_auc is undefined on the holdout (floor 0.6)"
     assert "Gate: REJECTED" in html and _png_images(html) == []
+
+
+def test_permutation_importance_ranks_the_informative_column_first(models, holdout):
+    good, _ = models
+    labelled = holdout.dropna(subset=["late"])
+    X = tr.feature_matrix(labelled, NUMERIC, CATEGORICAL)
+    importance = ev.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=2, seed=0)
+    assert set(importance) == {"c", "x", "noise"}
+    assert importance["x"] > importance["noise"] + 0.05
+    assert ev.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=0, seed=0) == {}
