@@ -100,14 +100,17 @@ def production_before(date: dt.date):
     return Deployment(date=day) if day >= pipeline().first_deploy_date else None
 
 
+def with_production(date: dt.date, requirements: dict) -> dict:
+    """`requirements` plus, under "production", the decision of the day before (if there is one)."""
+    previous = production_before(date)
+    return {**requirements, "production": previous} if previous else requirements
+
+
 class ModelEvaluation(DailyTask):
     """The challenger vs the production model of the day before, on the same holdout rows."""
 
     def requires(self):
-        reqs = {"candidate": CandidateModel(date=self.date)}
-        if production_before(self.date):
-            reqs["production"] = production_before(self.date)
-        return reqs
+        return with_production(self.date, {"candidate": CandidateModel(date=self.date)})
 
     def directory(self) -> str:
         return self.store.partition("evaluations", dataset.NAME, self.date, deployment_lineage(self.date))
@@ -154,10 +157,7 @@ class Deployment(DailyTask):
     and move the production alias forward, or keep the previous production model."""
 
     def requires(self):
-        reqs = {"evaluation": ModelEvaluation(date=self.date)}
-        if production_before(self.date):
-            reqs["previous"] = production_before(self.date)
-        return reqs
+        return with_production(self.date, {"evaluation": ModelEvaluation(date=self.date)})
 
     def output(self):
         return self.store.file(self.store.partition("deployments", dataset.NAME, self.date,
@@ -167,7 +167,7 @@ class Deployment(DailyTask):
     def run(self):
         evaluation_task = self.requires()["evaluation"]
         record = st.read_json(evaluation_task.record())
-        previous = st.read_json(self.input()["previous"]) if "previous" in self.input() else None
+        previous = st.read_json(self.input()["production"]) if "production" in self.input() else None
         decision = registry.decide(self.date, record, previous, deployment_lineage(self.date))
         if decision["blessed"]:
             publish_version(self.store, decision, evaluation_task.requires()["candidate"], record)

@@ -7,17 +7,14 @@ from pipeline import monitoring, registry, scoring, training
 from tasks.config import limit_threads
 from tasks.base import DailyTask, dataset, st
 from tasks.features import FeaturePartition
-from tasks.model import deployment_lineage, load_production, production_before
+from tasks.model import deployment_lineage, load_production, with_production
 
 
 class Predictions(DailyTask):
     """The day's rows scored by the model that was in production before that day."""
 
     def requires(self):
-        reqs = {"features": FeaturePartition(date=self.date)}
-        if production_before(self.date):
-            reqs["production"] = production_before(self.date)
-        return reqs
+        return with_production(self.date, {"features": FeaturePartition(date=self.date)})
 
     def output(self):
         return self.store.file(self.store.partition("predictions", dataset.NAME, self.date,
