@@ -31,9 +31,11 @@ class Predictions(DailyTask):
 
 
 class monitor(luigi.Config):  # noqa: N801 - [monitor] section
-    feature_psi = luigi.FloatParameter(default=0.25, description="Alert when a feature's PSI exceeds this")
-    prediction_psi = luigi.FloatParameter(default=0.25, description="Alert when the prediction PSI exceeds this")
-    min_auc = luigi.FloatParameter(default=0.60, description="Alert when the day's realized ROC AUC is below this")
+    feature_psi = luigi.FloatParameter(
+        default=0.25, description="Alert when the PSI of a per-flight feature (DRIFT_ALERT_FEATURES) exceeds this")
+    prediction_psi = luigi.FloatParameter(
+        default=2.0, description="Alert when the PSI of the day's predictions vs the training scores exceeds this")
+    min_auc = luigi.FloatParameter(default=0.50, description="Alert when the day's realized ROC AUC is below this")
 
 
 class ModelMonitoring(DailyTask):
@@ -43,8 +45,11 @@ class ModelMonitoring(DailyTask):
         return {"predictions": Predictions(date=self.date), "features": FeaturePartition(date=self.date)}
 
     def output(self):
-        return self.store.file(self.store.partition("monitoring", dataset.NAME, self.date,
-                                                    deployment_lineage(self.date)), "monitoring.json")
+        m = monitor()
+        phash = st.param_hash(lineage=deployment_lineage(self.date), feature_psi=m.feature_psi,
+                              prediction_psi=m.prediction_psi, min_auc=m.min_auc)
+        return self.store.file(self.store.partition("monitoring", dataset.NAME, self.date, phash),
+                               "monitoring.json")
 
     @limit_threads
     def run(self):
