@@ -149,3 +149,48 @@ def test_missing_landing_file_is_reported_as_missing_data(small_pipeline):
 def test_date_before_start_date_is_a_clear_error(small_pipeline):
     with pytest.raises(ValueError, match=r"before the pipeline's start_date 2013-01-01 \(\[pipeline\] start_date"):
         NightlyPipeline(date=D(2012, 12, 31)).requires()
+
+
+def _decisions(days):
+    return [st.read_json(Deployment(date=d).output()) for d in days]
+
+
+def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline, monkeypatch, tmp_path):
+    days = [D(2013, 1, 5), D(2013, 1, 6), D(2013, 1, 7)]
+    result, _ = build([NightlyPipeline(date=days[-1])])
+    assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+    first = _decisions(days)
+    first_models = {d["production_version"]: st.read_json(st.Storage.target(os.path.join(
+        get_storage().root, "registry", "versions", d["production_version"], "manifest.json")))["model_sha256"]
+        for d in first if d["production_version"]}
+
+    landing = get_storage().landing
+    monkeypatch.setenv("MLPIPE_ROOT", str(tmp_path / "second"))
+    monkeypatch.setenv("MLPIPE_LANDING", landing)  # same deliveries, empty everything else
+    result, _ = build([NightlyPipeline(date=days[-1])], workers=2)
+    assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+    second = _decisions(days)
+    assert [(d["blessed"], d["production_version"]) for d in second] == \
+        [(d["blessed"], d["production_version"]) for d in first]
+    for version, sha in first_models.items():
+        manifest = st.read_json(st.Storage.target(os.path.join(
+            get_storage().root, "registry", "versions", version, "manifest.json")))
+        assert manifest["model_sha256"] == sha
+
+
+def test_an_older_date_never_moves_the_live_alias_backwards(small_pipeline):
+    result, _ = build([NightlyPipeline(date=D(2013, 1, 7))])
+    assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+    store = get_storage()
+    alias_target = store.file(os.path.join(store.root, "registry"), "production.json")
+    alias = st.read_json(alias_target)
+    blessed = [d for d in _decisions([D(2013, 1, 5), D(2013, 1, 6), D(2013, 1, 7)]) if d["blessed"]]
+    assert alias["version"] == blessed[-1]["production_version"]
+    assert alias["as_of"] > "2013-01-05", "the test needs a later deployment than the one it re-decides"
+
+    # Re-deciding an older day (its record removed, as a rerun of that day would) publishes
+    # its version again but leaves the live alias where the latest day put it.
+    os.remove(Deployment(date=D(2013, 1, 5)).output().path)
+    result, seen = build([Deployment(date=D(2013, 1, 5))])
+    assert [t.task_id for t in seen["ran"]] == [Deployment(date=D(2013, 1, 5)).task_id]
+    assert st.read_json(alias_target) == alias
