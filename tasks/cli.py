@@ -28,8 +28,9 @@ def cmd_land_demo(args) -> int:
     from pipeline.landing import land_demo
     from tasks.config import get_storage
 
-    landing = get_storage().landing
-    counts = land_demo(landing, args.start, args.end, overwrite=args.overwrite)
+    store = get_storage()
+    landing = store.landing
+    counts = land_demo(landing, args.start, args.end, overwrite=args.overwrite, store=store)
     print(f"landed {args.start}..{args.end} into {landing}: {counts['written']} file(s) written, "
           f"{counts['skipped']} already there")
     return 0

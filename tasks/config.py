@@ -6,6 +6,7 @@ import functools
 import os
 
 import luigi
+import luigi.configuration
 
 from pipeline.storage import Storage, resolve_root
 
@@ -34,8 +35,24 @@ class pipeline(luigi.Config):  # noqa: N801 - [pipeline] section
 
 
 def get_storage() -> Storage:
+    """The Storage for the configured root and landing zone. One per process and configuration,
+    so S3/WebHDFS clients (and their connection pools) are reused across tasks and checks."""
     cfg = storage()
-    return Storage(resolve_root(cfg.root), landing=os.environ.get("MLPIPE_LANDING") or cfg.landing)
+    root = resolve_root(cfg.root)
+    landing = os.environ.get("MLPIPE_LANDING") or cfg.landing
+    s3_options = tuple(sorted(_section("s3").items()))
+    hdfs_options = tuple(sorted(_section("hdfs").items())) + tuple(sorted(_section("webhdfs").items()))
+    return _storage(root, landing, s3_options, hdfs_options, os.getpid())
+
+
+def _section(name: str) -> dict[str, str]:
+    config = luigi.configuration.get_config()
+    return dict(config.items(name)) if config.has_section(name) else {}
+
+
+@functools.lru_cache(maxsize=8)
+def _storage(root: str, landing: str, s3_options: tuple, hdfs_options: tuple, pid: int) -> Storage:
+    return Storage(root, landing=landing)
 
 
 class compute(luigi.Config):  # noqa: N801 - [compute] section

@@ -26,7 +26,7 @@ class LandingFile(StorageMixin, luigi.ExternalTask):
 
     def output(self):
         day = luigi.DateParameter().parse(self.date) if self.date else None
-        return st.Storage.target(landing_file(self.store.landing, self.table, day))
+        return self.store.target(landing_file(self.store.landing, self.table, day))
 
 
 class _Ingest:

@@ -72,3 +72,43 @@ def small_pipeline(root, luigi_config):
     luigi_config(SMALL)
     land_demo(get_storage().landing, dt.date(2013, 1, 1), dt.date(2013, 1, 8))
     return root
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                  "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's S3 server as a separate process on a free localhost port, for the whole session."""
+    from tests.servers import MotoServer
+
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server, monkeypatch, request):
+    """A new, empty bucket on the moto server; credentials and endpoint set the way a user sets
+    them (environment for credentials, luigi.cfg [s3] for the endpoint)."""
+    import boto3
+
+    for key, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    name = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40].strip("-")
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def webhdfs_double(tmp_path_factory):
+    """The WebHDFS test double (tests/webhdfs_double.py) as a separate process on a free port."""
+    from types import SimpleNamespace
+
+    from tests.webhdfs_double import start_webhdfs_double, stop
+
+    process, port = start_webhdfs_double(tmp_path_factory.mktemp("hdfs"))
+    yield SimpleNamespace(port=port, url=f"hdfs://127.0.0.1:{port}")
+    stop(process)

@@ -52,11 +52,23 @@ def test_file_url_root_and_default_landing(tmp_path):
     assert other.landing == f"{tmp_path}/drop"
 
 
-@pytest.mark.parametrize("root", ["s3://bucket/prefix", "hdfs://namenode/data"])
+@pytest.mark.parametrize("root", ["gs://bucket/prefix", "ftp://host/data"])
 def test_unsupported_scheme_raises_naming_the_setting(root):
     with pytest.raises(st.StorageError, match=r"(?s)" + root.split("://")[0]
                        + r"://.*\[storage\] root in luigi.cfg \(or MLPIPE_ROOT\)"):
         st.Storage(root)
+
+
+@pytest.mark.parametrize("path, scheme", [("/data/x", "local"), ("file:///data/x", "local"),
+                                          ("s3://bucket/p/x", "s3"), ("hdfs://nn:9870/p/x", "hdfs")])
+def test_scheme_of_picks_the_backend(path, scheme):
+    assert st.scheme_of(path) == scheme
+
+
+def test_remote_paths_join_with_slashes():
+    s = st.Storage("s3://bucket/prefix/", landing="hdfs://nn:9870/drop")
+    assert s.partition("raw", "flights", dt.date(2013, 1, 2)) == "s3://bucket/prefix/raw/flights/date=2013-01-02"
+    assert s.landing_path("flights", "f.csv") == "hdfs://nn:9870/drop/flights/f.csv"
 
 
 # ---- param_hash ---------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline,
     result, _ = build([NightlyPipeline(date=days[-1])])
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     first = _decisions(days)
-    first_models = {d["production_version"]: st.read_json(st.Storage.target(os.path.join(
+    first_models = {d["production_version"]: st.read_json(get_storage().target(os.path.join(
         get_storage().root, "registry", "versions", d["production_version"], "manifest.json")))["model_sha256"]
         for d in first if d["production_version"]}
 
@@ -173,7 +173,7 @@ def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline,
     assert [(d["blessed"], d["production_version"]) for d in second] == \
         [(d["blessed"], d["production_version"]) for d in first]
     for version, sha in first_models.items():
-        manifest = st.read_json(st.Storage.target(os.path.join(
+        manifest = st.read_json(get_storage().target(os.path.join(
             get_storage().root, "registry", "versions", version, "manifest.json")))
         assert manifest["model_sha256"] == sha
 
