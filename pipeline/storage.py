@@ -110,8 +110,12 @@ class Storage:
                 return self._hdfs_clients[None]
             from luigi.contrib.hdfs.webhdfs_client import WebHdfsClient
 
+            from luigi.contrib.hdfs.webhdfs_client import webhdfs
+
             host, _, port = (netloc or "").partition(":")
-            self._hdfs_clients[netloc] = WebHdfsClient(host=host or None, port=int(port) if port else None)
+            user = webhdfs().user or os.environ.get("USER") or _current_user()
+            self._hdfs_clients[netloc] = WebHdfsClient(host=host or None, port=int(port) if port else None,
+                                                       user=user)
         return self._hdfs_clients[netloc]
 
     # ---- targets -----------------------------------------------------------------------
@@ -137,8 +141,8 @@ class Storage:
         return self.target(path).exists()
 
     def list_files(self, prefix: str) -> set[str]:
-        """Every file path below `prefix` (recursively), with one listing per prefix: one LIST
-        request per 1000 keys on S3, one LISTSTATUS per directory on HDFS."""
+        """Every file below `prefix` (recursively), as the `.path` of its target, with one listing
+        per prefix: one LIST request per 1000 keys on S3, one LISTSTATUS per directory on HDFS."""
         scheme = scheme_of(prefix)
         if scheme == "s3":
             with s3_errors(prefix, self.s3_client):
@@ -153,7 +157,7 @@ class Storage:
     def listdir(self, path: str) -> list[str]:
         """Names directly below `path` (files and directories)."""
         below = self.list_files(path)
-        base = path.rstrip("/") + "/"
+        base = self.target(path).path.rstrip("/") + "/"
         return sorted({p[len(base):].split("/", 1)[0] for p in below if p.startswith(base)})
 
     def remove(self, path: str) -> None:
@@ -163,6 +167,15 @@ class Storage:
                 target.fs.remove(target.path, recursive=True, skip_trash=True)
             else:
                 target.fs.remove(target.path, recursive=True)
+
+
+def _current_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "mlpipe"
 
 
 def _strip_file_scheme(path: str) -> str:
@@ -184,9 +197,7 @@ def _hdfs_list(client, prefix: str) -> set[str]:
         base = _hdfs_path(prefix)
         if not client.exists(base):
             return set()
-        head = prefix[: len(prefix) - len(base)] if "://" in prefix else ""
-        return {head + os.path.join(root, name) for root, _, files in client.client.walk(base)
-                for name in files}
+        return {os.path.join(root, name) for root, _, files in client.client.walk(base) for name in files}
 
 
 class S3Target(luigi.contrib.s3.S3Target):

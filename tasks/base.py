@@ -22,10 +22,31 @@ class StorageMixin:
 class DailyTask(StorageMixin, luigi.Task):
     date = luigi.DateParameter(description="The day this task processes (YYYY-MM-DD)")
 
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        """The dates (of those given) whose output exists, with one listing per output prefix
+        instead of one request per date: what luigi's RangeDaily and NightlyRange use."""
+        return complete_dates({d: cls(date=d) for d in parameter_tuples})
+
     def status(self, message: str, percent: int | None = None) -> None:
         self.set_status_message(message)
         if percent is not None:
             self.set_progress_percentage(percent)
+
+
+def complete_dates(tasks_by_date: dict) -> list:
+    """Dates whose task output exists. Outputs are grouped by the path before `/date=`; each
+    group costs one listing (on S3: one LIST per 1000 keys) whatever the number of dates."""
+    groups: dict[str, dict] = {}
+    for day, task in tasks_by_date.items():
+        path = task.output().path
+        groups.setdefault(path.split("/date=")[0], {})[day] = path
+    store = get_storage()
+    done = []
+    for prefix, paths in groups.items():
+        listed = store.list_files(prefix)
+        done.extend(day for day, path in paths.items() if path in listed)
+    return sorted(done)
 
 
 def previous_day(date: dt.date) -> dt.date:

@@ -29,6 +29,18 @@ class NightlyPipeline(luigi.WrapperTask):
             return [FeaturePartition(date=self.date)]
         return [Deployment(date=self.date), ModelMonitoring(date=self.date)]
 
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        """Complete dates with a few listings (one per output prefix), not requests per date."""
+        days = list(parameter_tuples)
+        first = pipeline().first_deploy_date
+        early = [d for d in days if d < first]
+        late = [d for d in days if d >= first]
+        done = set(FeaturePartition.bulk_complete(early)) if early else set()
+        if late:
+            done |= set(Deployment.bulk_complete(late)) & set(ModelMonitoring.bulk_complete(late))
+        return sorted(done)
+
 
 class NightlyRange(luigi.WrapperTask):
     """NightlyPipeline for every day of [start, end]: a backfill of whatever is missing."""
@@ -36,7 +48,11 @@ class NightlyRange(luigi.WrapperTask):
     end = luigi.DateParameter(description="Last day of the range (inclusive)")
 
     def requires(self):
+        """NightlyPipeline for the days not yet complete (found with bulk listings, once)."""
         if self.start > self.end:
             raise PipelineDateError(f"start {self.start} is after end {self.end}")
-        days = (self.end - self.start).days + 1
-        return [NightlyPipeline(date=self.start + dt.timedelta(days=i)) for i in range(days)]
+        if not hasattr(self, "_missing"):
+            days = [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+            done = set(NightlyPipeline.bulk_complete(days))
+            self._missing = [NightlyPipeline(date=d) for d in days if d not in done]
+        return self._missing
