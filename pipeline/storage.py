@@ -326,13 +326,58 @@ def write_text(target, text: str) -> None:
 
 
 def write_parquet(target, df: pd.DataFrame) -> None:
+    """Parquet through the target's backend; on S3 pyarrow's own S3 filesystem writes it (a
+    multipart upload, so the object appears whole or not at all)."""
+    if isinstance(target, S3Target):
+        fs, key = pyarrow_s3(target)
+        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, fs):
+            df.to_parquet(key, index=False, engine="pyarrow", filesystem=fs)
+        return
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow")
     write_bytes(target, buf.getvalue())
 
 
 def read_parquet(target, columns: list[str] | None = None) -> pd.DataFrame:
+    if isinstance(target, S3Target):
+        fs, key = pyarrow_s3(target)
+        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, fs):
+            return pd.read_parquet(key, columns=columns, engine="pyarrow", filesystem=fs)
     return parquet_from_bytes(read_bytes(target), columns)
+
+
+_PYARROW_S3: dict[tuple, Any] = {}
+
+
+def pyarrow_s3(target) -> tuple[Any, str]:
+    """pyarrow's S3FileSystem pointed at the same endpoint and region as the target's luigi
+    S3Client, and the target's `bucket/key`. Credentials come from the AWS SDK's standard chain
+    (environment, profile, instance role), as they do for boto3."""
+    from pyarrow import fs as pafs
+
+    client = target.fs.s3.meta.client
+    endpoint = urlsplit(client.meta.endpoint_url)
+    key = (endpoint.geturl(), client.meta.region_name)
+    if key not in _PYARROW_S3:
+        options = {"region": client.meta.region_name or "us-east-1", "scheme": endpoint.scheme or "https"}
+        if endpoint.netloc and not endpoint.netloc.endswith("amazonaws.com"):
+            options["endpoint_override"] = endpoint.netloc
+        _PYARROW_S3[key] = pafs.S3FileSystem(**options)
+    return _PYARROW_S3[key], target.path.split("://", 1)[1]
+
+
+@contextlib.contextmanager
+def _pyarrow_errors(path: str, fs):
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path} does not exist") from exc
+    except OSError as exc:
+        if "NoSuchBucket" in str(exc) or "does not exist" in str(exc):
+            raise StorageError(f"S3 bucket '{urlsplit(path).netloc}' does not exist (path {path}); create it "
+                               "or fix [storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
+        raise StorageError(f"S3 request for {path} through pyarrow failed: {exc}; check [s3] endpoint_url "
+                           "and region_name in luigi.cfg, the credentials, and that the endpoint is up") from exc
 
 
 def parquet_from_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:

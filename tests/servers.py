@@ -3,6 +3,7 @@ moto's standalone S3 server and the WebHDFS test double (tests/webhdfs_double.py
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -43,15 +44,17 @@ def stop(process: subprocess.Popen) -> None:
 class MotoServer:
     """moto's standalone server (`python -m moto.server`), a real S3 HTTP endpoint."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None):
         self.port = port or free_port()
+        self.env = env
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "MotoServer":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=None if self.env is None else {**os.environ, **self.env})
         wait_until_up(self.endpoint + "/moto-api/", self.process)
         return self
 

@@ -49,6 +49,25 @@ def test_missing_credentials_say_where_credentials_come_from(moto_server, monkey
         st.write_bytes(store.file(store.path("x"), "a.bin"), b"data")
 
 
+def test_bad_credentials_are_refused_with_a_message_naming_the_endpoint(monkeypatch):
+    from tests.servers import MotoServer
+
+    # moto checks signatures against its IAM users once authentication is switched on
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}).start()
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        import boto3
+
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        store = st.Storage("s3://bucket/root", s3_client=S3Client(endpoint_url=server.endpoint, region_name="us-east-1"))
+        with pytest.raises(st.StorageError, match=rf"access to s3://bucket/root/x/a.bin at {server.endpoint} was "
+                           r"refused \(InvalidAccessKeyId\); check the AWS credentials"):
+            st.write_bytes(store.file(store.path("x"), "a.bin"), b"data")
+    finally:
+        server.stop()
+
+
 def test_unreachable_namenode_names_it_and_the_settings():
     port = free_port()
     store = st.Storage(f"hdfs://127.0.0.1:{port}/root",
