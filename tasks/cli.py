@@ -37,7 +37,34 @@ def cmd_land_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
-    return _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
+    """NightlyPipeline(date), then one JSON run summary: in the storage root under runs/ and,
+    with --summary, in a local file too (for alerting)."""
+    import time
+
+    from pipeline import storage as st
+    from tasks import ops
+    from tasks.config import get_storage
+
+    started = time.time()
+    with ops.recorded_timings() as timings:
+        code = _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
+    if code == ops.SCHEDULER_UNREACHABLE:
+        return code
+    summary = ops.run_summary(args.date, code, started, timings)
+    store = get_storage()
+    stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = store.file(store.partition("runs", "nightly", args.date), f"run-{stamp}.json")
+    try:
+        st.write_json(target, summary)
+        print(f"mlpipe: run summary written to {target.path}", file=sys.stderr)
+    except (OSError, st.StorageError) as exc:
+        print(f"mlpipe: could not store the run summary at {target.path}: {exc}", file=sys.stderr)
+    if args.summary:
+        with open(args.summary, "w") as out:
+            json.dump(summary, out, indent=2, sort_keys=True)
+        print(f"mlpipe: run summary written to {args.summary}", file=sys.stderr)
+    print(f"mlpipe: {args.date} finished with exit code {code} ({summary['exit_class']})", file=sys.stderr)
+    return code
 
 
 def cmd_backfill(args) -> int:
@@ -48,9 +75,18 @@ def _run_luigi(task_args: list[str], args) -> int:
     """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code."""
     from luigi.retcodes import run_with_retcodes
 
+    from tasks import ops
+
     argv = ["--module", "tasks", *task_args, "--workers", str(args.workers)]
     if not args.central:
         argv.append("--local-scheduler")
+    else:
+        host, port = ops.scheduler_address()
+        if not ops.scheduler_reachable(host, port):
+            print(f"mlpipe: the central scheduler (luigid) at {host}:{port} is unreachable; start it with "
+                  "`scripts/luigid.sh start`, point [core] default-scheduler-host/-port in luigi.cfg at it, "
+                  "or run without --central to use a local scheduler", file=sys.stderr)
+            return ops.SCHEDULER_UNREACHABLE
     try:
         run_with_retcodes(argv)
     except SystemExit as exc:
@@ -147,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the nightly pipeline for one date")
     p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--summary", metavar="FILE", help="also write the JSON run summary to this local file")
     _scheduling_options(p)
     p.set_defaults(func=cmd_run)
 
