@@ -94,6 +94,44 @@ def _run_luigi(task_args: list[str], args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from tasks import NightlyPipeline, ops
+
+    rows = ops.plan([NightlyPipeline(date=d) for d in _days(args.start, args.end)])
+    todo = [r for r in rows if r["action"] != "complete"]
+    for row in sorted(todo, key=lambda r: (r["date"], r["stage"], r["task"])):
+        print(f"{row['date'] or '-':<10}  {row['action']:<5}  {row['stage']:<16}  {row['task']}\n"
+              f"{'':<10}  {'':<5}  {'':<16}  why: {row['why']}")
+    print(f"mlpipe plan {args.start}..{args.end}: {sum(r['action'] == 'run' for r in rows)} task(s) would run, "
+          f"{sum(r['action'] == 'waits' for r in rows)} input(s) missing, "
+          f"{sum(r['action'] == 'complete' for r in rows)} complete; nothing was run")
+    return 0
+
+
+def cmd_invalidate(args) -> int:
+    from tasks import ops
+    from tasks.config import get_storage
+
+    store = get_storage()
+    last = ops.last_day_with_outputs() or args.end
+    tasks = ops.downstream(args.start, args.end, args.stage, last)
+    paths = [p for task in tasks for p in ops.removable_paths(task) if store.exists(p)]
+    if not paths:
+        print(f"mlpipe invalidate: no stored {args.stage} output (or downstream) for {args.start}..{args.end}")
+        return 0
+    print(f"mlpipe invalidate: {args.stage} for {args.start}..{args.end} and everything downstream "
+          f"({len(paths)} output(s); the raw zone and published registry versions are kept):")
+    for path in paths:
+        print(f"  {path}")
+    if not args.yes:
+        print("nothing removed: run again with --yes to remove these")
+        return 0
+    for path in paths:
+        store.remove(path)
+    print(f"removed {len(paths)} output(s); the next run recomputes them")
+    return 0
+
+
 def realized(start: dt.date, end: dt.date) -> dict:
     from pipeline import monitoring, storage as st
     from tasks import FeaturePartition, Predictions
@@ -192,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=_date, required=True)
     _scheduling_options(p)
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("plan", help="dry run: what a backfill of the range would run, and why")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("invalidate", help="remove a stage's outputs and everything downstream, for a range")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--stage", required=True, choices=["clean", "features", "candidate", "evaluation",
+                                                      "deployment", "predictions", "monitoring"])
+    p.add_argument("--yes", action="store_true", help="remove them (without it: only list them)")
+    p.set_defaults(func=cmd_invalidate)
 
     p = sub.add_parser("quality", help="realized metrics of the stored predictions over a date range")
     p.add_argument("--start", type=_date, required=True)

@@ -130,3 +130,97 @@ def scheduler_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+# ---- plan and invalidate ---------------------------------------------------------------------
+STAGES = {"clean": "CleanPartition", "features": "FeaturePartition", "candidate": "CandidateModel",
+          "evaluation": "ModelEvaluation", "deployment": "Deployment", "predictions": "Predictions",
+          "monitoring": "ModelMonitoring"}
+
+
+def plan(roots: list) -> list[dict]:
+    """What a run of `roots` would do, without running anything: every task luigi would schedule,
+    walking requirements the way luigi does (a complete task's requirements are not visited),
+    with 'run' and the missing output, 'waits' for a missing external input, or 'complete'."""
+    from luigi.task import flatten
+
+    seen, rows, stack = set(), [], list(reversed(roots))
+    while stack:
+        task = stack.pop()
+        if task.task_id in seen:
+            continue
+        seen.add(task.task_id)
+        outputs = flatten(task.output())
+        missing = [o.path for o in outputs if not o.exists()]
+        external = isinstance(task, luigi.ExternalTask)
+        if outputs and not missing or (not outputs and task.complete()):
+            action, why = "complete", ""
+        elif external:
+            action, why = "waits", f"missing input {missing[0]} (delivered by the upstream system)"
+        else:
+            action = "run"
+            why = f"missing output {missing[0]}" if missing else "requirements not complete"
+        rows.append({"date": str(getattr(task, "date", "") or ""), "stage": task.get_task_family(),
+                     "task": str(task), "action": action, "why": why})
+        if action == "run":
+            stack.extend(reversed(flatten(task.requires())))
+    return rows
+
+
+def _day_tasks(day: dt.date) -> list:
+    from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
+                       ModelMonitoring, Predictions)
+    from tasks.base import pipeline
+
+    out = [CleanPartition(table=t, date=day) for t in dataset.DAILY_TABLES] + [FeaturePartition(date=day)]
+    if day >= pipeline().first_deploy_date:
+        out += [CandidateModel(date=day), ModelEvaluation(date=day), Deployment(date=day),
+                Predictions(date=day), ModelMonitoring(date=day)]
+    return out
+
+
+def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> list:
+    """The `stage` tasks of [start, end] and every task from the pipeline's start date to
+    `last_day` that depends on them, directly or not (the deploy chain makes that every later
+    decision)."""
+    from luigi.task import flatten
+
+    from tasks.base import pipeline
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {sorted(STAGES)} (the raw zone is never removed)")
+    first = pipeline().start_date
+    days = [first + dt.timedelta(days=i) for i in range((max(last_day, end) - first).days + 1)]
+    tasks = {t.task_id: t for day in days for t in _day_tasks(day)}
+    dependents: dict[str, set] = {}
+    for task in tasks.values():
+        for req in flatten(task.requires()):
+            dependents.setdefault(req.task_id, set()).add(task.task_id)
+    seeds = [t for t in tasks.values() if t.get_task_family() == STAGES[stage] and start <= t.date <= end]
+    reached, stack = {}, list(seeds)
+    while stack:
+        task = stack.pop()
+        if task.task_id in reached:
+            continue
+        reached[task.task_id] = task
+        stack.extend(tasks[d] for d in dependents.get(task.task_id, ()) if d in tasks)
+    order = list(STAGES.values())
+    return sorted(reached.values(), key=lambda t: (t.date, order.index(t.get_task_family())))
+
+
+def removable_paths(task) -> list[str]:
+    """The stored outputs of `task` (whole directories for flagged outputs)."""
+    if task.get_task_family() == "CleanPartition":
+        outs = task.outputs(task.date)
+        return [outs["flag"].path.rsplit("/", 1)[0], outs["quarantine"].path, outs["report"].path]
+    path = task.output().path
+    return [path.rsplit("/", 1)[0]] if path.endswith("/" + st.SUCCESS) else [path]
+
+
+def last_day_with_outputs() -> dt.date | None:
+    """The latest date that has a feature partition (where the pipeline has got to)."""
+    from tasks import FeaturePartition
+
+    prefix = FeaturePartition(date=dt.date(2000, 1, 1)).output().path.split("/date=")[0]
+    days = [name[len("date="):] for name in get_storage().listdir(prefix) if name.startswith("date=")]
+    return dt.date.fromisoformat(max(days)) if days else None
