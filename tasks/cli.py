@@ -209,6 +209,13 @@ def _scheduling_options(p: argparse.ArgumentParser) -> None:
                    help="use the central scheduler (luigid) from luigi.cfg instead of a local one")
 
 
+def _range_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--start", type=_date, required=True, help="first date (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, required=True, help="last date, inclusive (YYYY-MM-DD)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpipe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,28 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     _scheduling_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("backfill", help="run the nightly pipeline for every day of a range (only what is missing)")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
+    p = _range_command(sub, "backfill", "run the nightly pipeline for every day of a range (only what is missing)")
     _scheduling_options(p)
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("plan", help="dry run: what a backfill of the range would run, and why")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
+    p = _range_command(sub, "plan", "dry run: what a backfill of the range would run, and why")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("invalidate", help="remove a stage's outputs and everything downstream, for a range")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
+    p = _range_command(sub, "invalidate", "remove a stage's outputs and everything downstream, for a range")
     p.add_argument("--stage", required=True, choices=["clean", "features", "candidate", "evaluation",
                                                       "deployment", "predictions", "monitoring"])
     p.add_argument("--yes", action="store_true", help="remove them (without it: only list them)")
     p.set_defaults(func=cmd_invalidate)
 
-    p = sub.add_parser("quality", help="realized metrics of the stored predictions over a date range")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
+    p = _range_command(sub, "quality", "realized metrics of the stored predictions over a date range")
     p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("summary", help="where a date's artifacts are, and the model's metrics")
