@@ -68,7 +68,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_backfill(args) -> int:
-    return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat()], args)
+    return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
+                       "--stage", args.stage], args)
 
 
 def _run_luigi(task_args: list[str], args) -> int:
@@ -233,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = _range_command(sub, "backfill", "run the nightly pipeline for every day of a range (only what is missing)")
+    p.add_argument("--stage", default="nightly",
+                   choices=["nightly", "clean", "features", "candidate", "evaluation", "deployment",
+                            "predictions", "monitoring"],
+                   help="backfill one stage (and what it needs) instead of the whole nightly pipeline")
     _scheduling_options(p)
     p.set_defaults(func=cmd_backfill)
 

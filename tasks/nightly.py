@@ -5,10 +5,11 @@ import datetime as dt
 
 import luigi
 
-from tasks.base import pipeline
+from tasks.base import complete_dates, dataset, pipeline
+from tasks.data import CleanPartition
 from tasks.features import FeaturePartition
-from tasks.model import Deployment
-from tasks.serving import ModelMonitoring
+from tasks.model import CandidateModel, Deployment, ModelEvaluation
+from tasks.serving import ModelMonitoring, Predictions
 
 
 class PipelineDateError(ValueError):
@@ -42,17 +43,40 @@ class NightlyPipeline(luigi.WrapperTask):
         return sorted(done)
 
 
+STAGE_TASKS = {"nightly": None, "clean": CleanPartition, "features": FeaturePartition,
+               "candidate": CandidateModel, "evaluation": ModelEvaluation, "deployment": Deployment,
+               "predictions": Predictions, "monitoring": ModelMonitoring}
+
+
 class NightlyRange(luigi.WrapperTask):
-    """NightlyPipeline for every day of [start, end]: a backfill of whatever is missing."""
+    """NightlyPipeline (or one stage) for every day of [start, end]: a backfill of whatever is
+    missing. Complete days are found with one listing per output prefix, not a request per day."""
     start = luigi.DateParameter(description="First day of the range")
     end = luigi.DateParameter(description="Last day of the range (inclusive)")
+    stage = luigi.ChoiceParameter(choices=list(STAGE_TASKS), default="nightly", var_type=str,
+                                  description="The stage to backfill; 'nightly' is the whole pipeline")
 
     def requires(self):
-        """NightlyPipeline for the days not yet complete (found with bulk listings, once)."""
         if self.start > self.end:
             raise PipelineDateError(f"start {self.start} is after end {self.end}")
         if not hasattr(self, "_missing"):
-            days = [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
-            done = set(NightlyPipeline.bulk_complete(days))
-            self._missing = [NightlyPipeline(date=d) for d in days if d not in done]
+            self._missing = self._missing_tasks()
         return self._missing
+
+    def _missing_tasks(self) -> list:
+        days = [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+        if self.stage == "nightly":
+            done = set(NightlyPipeline.bulk_complete(days))
+            return [NightlyPipeline(date=d) for d in days if d not in done]
+        cls = STAGE_TASKS[self.stage]
+        if cls not in (CleanPartition, FeaturePartition):
+            days = [d for d in days if d >= pipeline().first_deploy_date]
+        if cls is CleanPartition:
+            tasks = [{d: CleanPartition(table=t, date=d) for d in days} for t in dataset.DAILY_TABLES]
+        else:
+            tasks = [{d: cls(date=d) for d in days}]
+        missing = []
+        for by_day in tasks:
+            done = set(complete_dates(by_day))
+            missing.extend(task for day, task in by_day.items() if day not in done)
+        return missing

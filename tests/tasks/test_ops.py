@@ -77,3 +77,22 @@ def test_invalidate_lists_then_removes_a_stage_and_its_downstream_and_the_rerun_
                          detailed_summary=True)
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     pd.testing.assert_frame_equal(st.read_parquet(Predictions(date=D(2013, 1, 7)).output()), predictions)
+
+
+def test_backfill_of_one_stage_runs_that_stage_and_what_it_needs_only(small_pipeline):
+    from tasks import CleanPartition, ModelEvaluation
+
+    with_events = []
+    luigi.Task.event_handler(luigi.Event.SUCCESS)(with_events.append)
+    try:
+        result = luigi.build([NightlyRange(start=D(2013, 1, 3), end=D(2013, 1, 4), stage="features")],
+                             local_scheduler=True, detailed_summary=True)
+    finally:
+        luigi.Task._event_callbacks[luigi.Task][luigi.Event.SUCCESS].discard(with_events.append)
+    assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+    ran = {t.get_task_family() for t in with_events}
+    assert ran == {"RawPartition", "RawReference", "CleanPartition", "CleanReference", "FeaturePartition", "NightlyRange"}
+    assert FeaturePartition(date=D(2013, 1, 4)).output().exists()
+    assert not FeaturePartition(date=D(2013, 1, 5)).output().exists()
+    assert CleanPartition(table="flights", date=D(2013, 1, 1)).output().exists()  # history of 01-04
+    assert not ModelEvaluation(date=D(2013, 1, 5)).output().exists()
