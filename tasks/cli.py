@@ -259,8 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_project_config() -> None:
+    """Read the project's luigi.cfg when the working directory has none (luigi reads ./luigi.cfg
+    only), so `mlpipe` behaves the same from any directory; an overlay in LUIGI_CONFIG_PATH still
+    wins, being read last. Without this, [retcode] would fall back to luigi's 0 for failures."""
+    import luigi.configuration
+
+    from pipeline.storage import PROJECT_DIR
+
+    project_cfg = PROJECT_DIR / "luigi.cfg"
+    if os.path.exists("luigi.cfg") or not project_cfg.exists():
+        return
+    luigi.configuration.add_config_path(str(project_cfg))
+    overlay = os.environ.get("LUIGI_CONFIG_PATH")
+    if overlay:
+        luigi.configuration.add_config_path(overlay)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_project_config()
     return args.func(args)
 
 

@@ -79,10 +79,10 @@ def test_failed_validation_exits_with_task_failed_code(env):
     assert f"landing file {bad} is missing required column(s) ['arr_delay']" in proc.stderr
 
 
-def test_missing_landing_day_exits_with_missing_data_code(env):
+def test_missing_landing_day_exits_with_missing_data_code_from_any_directory(env, tmp_path):
     land(env, "2013-01-01", "2013-01-01")
-    proc = run([BIN / "mlpipe", "run", "--date", "2013-01-02"], env)
-    assert proc.returncode == 20, proc.stderr[-3000:]  # [retcode] missing_data
+    proc = run([BIN / "mlpipe", "run", "--date", "2013-01-02"], env, cwd=tmp_path)  # no luigi.cfg here
+    assert proc.returncode == 20, proc.stderr[-3000:]  # [retcode] missing_data, from the project's luigi.cfg
     assert "LandingFile(table=flights, date=2013-01-02)" in proc.stderr
 
 
