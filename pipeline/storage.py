@@ -108,9 +108,7 @@ class Storage:
         if netloc not in self._hdfs_clients:
             if None in self._hdfs_clients:
                 return self._hdfs_clients[None]
-            from luigi.contrib.hdfs.webhdfs_client import WebHdfsClient
-
-            from luigi.contrib.hdfs.webhdfs_client import webhdfs
+            from luigi.contrib.hdfs.webhdfs_client import WebHdfsClient, webhdfs
 
             host, _, port = (netloc or "").partition(":")
             user = webhdfs().user or os.environ.get("USER") or _current_user()
