@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment (.venv) if needed and install the project into it.
-# Sourced by the other scripts; safe to run on its own. Honours $PYTHON and $MLPIPE_VENV.
-set -euo pipefail
+# Sourced by the other scripts (which set -euo pipefail themselves); safe to run on its own, or to
+# source in an interactive shell to put .venv/bin on PATH (it then leaves the shell's options
+# alone). Honours $PYTHON and $MLPIPE_VENV.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+fi
 
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MLPIPE_VENV:-$PROJECT_DIR/.venv}"
