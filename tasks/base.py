@@ -10,8 +10,9 @@ from pipeline import flights as dataset  # the one place that picks the dataset
 from pipeline import storage as st
 from tasks.config import get_storage, pipeline
 
-__all__ = ["DailyTask", "dataset", "read_frames", "st", "pipeline", "previous_day"]
-
+# Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
+__all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "pipeline",
+           "previous_day", "read_frames", "st"]
 
 class StorageMixin:
     @property

@@ -408,22 +408,19 @@ class Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return
-                remaining = size
-                while remaining:
-                    data = self.rfile.read(min(CHUNK, remaining))
-                    if not data:
-                        raise ConnectionError("truncated chunked body")
-                    remaining -= len(data)
-                    yield data
+                yield from self._read_exactly(size, "truncated chunked body")
                 self.rfile.readline(65537)  # CRLF after the chunk
         else:
-            remaining = int(self.headers.get("Content-Length") or 0)
-            while remaining:
-                data = self.rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ConnectionError("truncated body")
-                remaining -= len(data)
-                yield data
+            yield from self._read_exactly(int(self.headers.get("Content-Length") or 0), "truncated body")
+
+    def _read_exactly(self, remaining: int, error: str):
+        """Yield `remaining` bytes of the request body in chunks; raise if it ends early."""
+        while remaining:
+            data = self.rfile.read(min(CHUNK, remaining))
+            if not data:
+                raise ConnectionError(error)
+            remaining -= len(data)
+            yield data
 
     def _drain(self) -> None:
         for _ in self._body_chunks():
