@@ -25,39 +25,97 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     return out
 
 
-def gate(challenger: dict, production: dict | None, floors: dict[str, float],
-         tolerance: float, compare_metric: str = "roc_auc") -> dict:
-    """Bless the challenger if it clears every floor and is not worse than production on
-    `compare_metric` by more than `tolerance` on the same rows. Returns decision and reasons."""
+def _bound_ok(metric: str, value: float, bound: float) -> bool:
+    return value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
+
+
+def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of `weights` (bootstrap counts), ties counted half: one sort for all."""
+    order = np.argsort(scores, kind="mergesort")
+    s, y, w = scores[order], labels[order].astype(float), weights[:, order].astype(float)
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    pos = np.add.reduceat(w * y, starts, axis=1)
+    neg = np.add.reduceat(w * (1.0 - y), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    return np.where(den > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    if metric == "roc_auc":
+        return _weighted_auc(labels, scores, weights)
+    if metric in ("log_loss", "brier"):
+        p = np.clip(scores, 1e-6, 1 - 1e-6)
+        loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)) if metric == "log_loss" else (scores - labels) ** 2
+        return weights @ loss / weights.sum(axis=1)
+    return np.array([average_precision_score(labels, scores, sample_weight=w) if w[labels == 1].sum() else np.nan
+                     for w in weights])
+
+
+def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.ndarray, metric: str,
+                     samples: int, confidence: float, seed: int) -> dict:
+    """Bootstrap confidence interval of metric(challenger) - metric(production) over the same
+    resampled rows (paired), oriented so that a positive difference means the challenger is
+    better. Seeded: the same inputs give the same interval."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
+    labels = np.asarray(labels, dtype=int)
+    challenger, production = np.asarray(challenger, float), np.asarray(production, float)
+    n, sign = len(labels), 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    rng = np.random.default_rng(seed)
+    diffs = []
+    chunk = max(1, min(samples, 20_000_000 // max(n, 1)))  # bounded memory for large holdouts
+    for done in range(0, samples, chunk):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, samples - done))
+        diffs.append(sign * (_weighted_metric(metric, labels, challenger, weights)
+                             - _weighted_metric(metric, labels, production, weights)))
+    d = np.concatenate(diffs)
+    d = d[np.isfinite(d)]
+    c, p = metrics(labels, challenger)[metric], metrics(labels, production)[metric]
+    alpha = (1 - confidence) / 2
+    return {"metric": metric, "challenger": c, "production": p,
+            "difference": None if c is None or p is None else float(sign * (c - p)),
+            "ci_low": float(np.quantile(d, alpha)) if len(d) else None,
+            "ci_high": float(np.quantile(d, 1 - alpha)) if len(d) else None,
+            "confidence": confidence, "samples": int(samples), "valid_samples": int(len(d)),
+            "seed": seed, "rows": n}
+
+
+def gate(challenger: dict, floors: dict[str, float], comparison: dict | None, tolerance: float) -> dict:
+    """Bless the challenger if it clears every absolute floor (a ceiling for the metrics where
+    lower is better) and, when a model is in production, the lower end of the paired-bootstrap
+    interval of (challenger - production) is above -`tolerance`: the challenger is then not worse
+    than production by more than the tolerance, at the interval's confidence."""
     reasons, failed = [], False
-    for metric, floor in sorted(floors.items()):
+    for metric, bound in sorted(floors.items()):
         value = challenger.get(metric)
-        higher = HIGHER_IS_BETTER[metric]
+        word = ">=" if HIGHER_IS_BETTER[metric] else "<="
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            reasons.append(f"{metric} is undefined on the holdout (floor {floor})")
+            reasons.append(f"{metric} is undefined on the holdout (floor {word} {bound})")
             failed = True
-        elif (value < floor) if higher else (value > floor):
-            reasons.append(f"{metric} {value:.4f} fails the floor {'>=' if higher else '<='} {floor}")
+        elif not _bound_ok(metric, value, bound):
+            reasons.append(f"{metric} {value:.4f} fails the floor {word} {bound}")
             failed = True
         else:
-            reasons.append(f"{metric} {value:.4f} clears the floor {'>=' if higher else '<='} {floor}")
-    if production is None:
+            reasons.append(f"{metric} {value:.4f} clears the floor {word} {bound}")
+    if comparison is None:
         reasons.append("no model in production: nothing to compare with")
+    elif comparison["ci_low"] is None or comparison["difference"] is None:
+        reasons.append(f"{comparison['metric']} is undefined on the holdout for challenger or production")
+        failed = True
     else:
-        c, p = challenger.get(compare_metric), production.get(compare_metric)
-        if c is None or p is None:
-            reasons.append(f"{compare_metric} undefined for challenger or production")
+        c = comparison
+        figures = (f"{c['metric']} {c['challenger']:.4f} vs production {c['production']:.4f}: difference "
+                   f"{c['difference']:+.4f}, {c['confidence']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
+                   f"(paired bootstrap, {c['samples']} resamples of {c['rows']} rows, seed {c['seed']})")
+        if c["ci_low"] < -tolerance:
+            reasons.append(f"{figures}; the interval reaches below -{tolerance}: the challenger may be "
+                           "worse than production by more than the tolerance")
             failed = True
         else:
-            delta = (c - p) if HIGHER_IS_BETTER[compare_metric] else (p - c)
-            if delta < -tolerance:
-                reasons.append(f"{compare_metric} {c:.4f} is worse than production's {p:.4f} by "
-                               f"{-delta:.4f} > tolerance {tolerance}")
-                failed = True
-            else:
-                reasons.append(f"{compare_metric} {c:.4f} vs production {p:.4f} "
-                               f"(difference {delta:+.4f}, tolerance {tolerance})")
-    return {"blessed": not failed, "reasons": reasons}
+            reasons.append(f"{figures}; not worse than production beyond the tolerance {tolerance}")
+    return {"blessed": not failed, "reasons": reasons, "comparison": comparison, "floors": floors,
+            "tolerance": tolerance}
 
 
 def summary_line(record: dict) -> str:
@@ -86,12 +144,12 @@ def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed:
 
 
 def evaluate_challenger(challenger, production, holdout, numeric: list[str], categorical: list[str],
-                        target: str, floors: dict[str, float], tolerance: float,
-                        importance: dict[str, float], title: str, context: dict) -> tuple[dict, str]:
+                        target: str, rules: dict, importance: dict[str, float], title: str,
+                        context: dict) -> tuple[dict, str]:
     """Score the holdout rows with the challenger and (if any) the production model, apply the
     gate, and render the HTML report with the challenger's `importance` (computed at training).
-    `context` (ids, dates) is copied into the record.
-    Returns (evaluation record, html)."""
+    `rules`: floors, tolerance, compare_metric, bootstrap_samples, confidence, seed.
+    `context` (ids, dates) is copied into the record. Returns (evaluation record, html)."""
     from pipeline import report, training
 
     rows = training.labelled(holdout, target)
@@ -99,15 +157,18 @@ def evaluate_challenger(challenger, production, holdout, numeric: list[str], cat
     X = training.feature_matrix(rows, numeric, categorical)
     curves = {"challenger": challenger.predict_proba(X)[:, 1]} if len(rows) else {"challenger": np.array([])}
     challenger_metrics = metrics(labels, curves["challenger"])
-    production_metrics = None
+    production_metrics, comparison = None, None
     if production is not None:
         curves["production"] = training.predict(production, rows, numeric, categorical)
         production_metrics = metrics(labels, curves["production"])
+        comparison = paired_bootstrap(labels, curves["challenger"], curves["production"],
+                                      rules["compare_metric"], rules["bootstrap_samples"],
+                                      rules["confidence"], rules["seed"])
     evaluation = {
         **context,
         "challenger": challenger_metrics,
         "production": production_metrics,
-        "decision": gate(challenger_metrics, production_metrics, floors, tolerance),
+        "decision": gate(challenger_metrics, rules["floors"], comparison, rules["tolerance"]),
         "importance": importance,
     }
     images = report.evaluation_plots(labels, curves, importance) if len(rows) else []

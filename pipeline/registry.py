@@ -1,6 +1,11 @@
-"""Model registry and deployment decisions. Versions are immutable directories; the production
-alias only moves forward in time; each day's decision record chains to the previous day's, so
-"which model was live on date X" is answerable from storage alone."""
+"""Model registry and deployment decisions.
+
+A version is an immutable directory (model, evaluation, report, then a manifest holding the
+sha256 of each, then _SUCCESS). The production alias is a record that points at a version; every
+move of it is also kept as an immutable history record: automatic ones from the nightly
+deployment decision ("deployed"), manual ones from `mlpipe models promote|rollback`. A version
+moved to on as-of date D is the one that serves dates after D, so "which model was live on date X"
+is answerable from storage alone."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +13,9 @@ import getpass
 import os
 
 from pipeline import storage as st
-from pipeline.training import load_model
+from pipeline.training import MODEL_FILE, load_model
+
+MANUAL_KINDS = ("promoted", "rolled_back")
 
 
 class RegistryError(RuntimeError):
@@ -20,9 +27,9 @@ def version_id(date: dt.date, lineage: str) -> str:
     return f"{date:%Y%m%d}-{lineage}"
 
 
-def decide(date: dt.date, evaluation: dict, previous: dict | None, lineage: str) -> dict:
-    """The deployment decision for `date` given the evaluation and the decision of `date - 1`."""
-    before = previous.get("production_version") if previous else None
+def decide(date: dt.date, evaluation: dict, before: str | None, lineage: str) -> dict:
+    """The deployment decision for `date`, given the evaluation and the version that was live
+    before `date` (`before`: the previous decision's, or a later manual promote/rollback)."""
     blessed = bool(evaluation["decision"]["blessed"])
     return {
         "date": date.isoformat(),
@@ -34,14 +41,16 @@ def decide(date: dt.date, evaluation: dict, previous: dict | None, lineage: str)
         "production_version_before": before,
         "production_version": version_id(date, lineage) if blessed else before,
         "reasons": evaluation["decision"]["reasons"],
+        "comparison": evaluation["decision"].get("comparison"),
         "metrics": {"challenger": evaluation["challenger"], "production": evaluation.get("production")},
     }
 
 
 class Registry:
     """Versions under `{root}/registry/versions/<id>/`, the live alias in
-    `{root}/registry/production.json`, and one immutable record per alias move in
-    `{root}/registry/history/`."""
+    `{root}/registry/production.json`, one immutable record per alias move in
+    `{root}/registry/history/`, and the latest manual move effective after date D in
+    `{root}/registry/overrides/D.json`."""
 
     def __init__(self, storage: st.Storage):
         self.storage = storage
@@ -53,15 +62,25 @@ class Registry:
     def is_published(self, version: str) -> bool:
         return self.storage.flag(self.version_dir(version)).exists()
 
-    def publish(self, version: str, model_bytes: bytes, manifest: dict, evaluation: dict) -> bool:
-        """Write a new immutable version (model, manifest, evaluation, then _SUCCESS).
-        Returns False, writing nothing, when the version is already published."""
+    def versions(self) -> list[str]:
+        """Published versions, oldest first (ids start with their date)."""
+        files = self.storage.list_files(os.path.join(self.base, "versions"))
+        return sorted({p.rstrip("/").split("/")[-2] for p in files if p.endswith("/" + st.SUCCESS)})
+
+    def publish(self, version: str, files: dict[str, bytes], manifest: dict) -> bool:
+        """Write a new immutable version: `files` (MODEL_FILE among them), then manifest.json with
+        the sha256 of every file, then _SUCCESS. Returns False, writing nothing, when the version
+        is already published."""
+        if MODEL_FILE not in files:
+            raise RegistryError(f"a version needs {MODEL_FILE}; got {sorted(files)}")
         if self.is_published(version):
             return False
         d = self.version_dir(version)
-        manifest = {**manifest, "version": version, "model_sha256": st.sha256_bytes(model_bytes)}
-        st.write_bytes(self.storage.file(d, "model.pkl"), model_bytes)
-        st.write_json(self.storage.file(d, "evaluation.json"), evaluation)
+        hashes = {}
+        for name, data in sorted(files.items()):
+            st.write_bytes(self.storage.file(d, name), data)
+            hashes[name] = st.sha256_bytes(data)
+        manifest = {**manifest, "version": version, "files": hashes, "model_sha256": hashes[MODEL_FILE]}
         st.write_json(self.storage.file(d, "manifest.json"), manifest)
         st.write_flag(self.storage.flag(d))
         return True
@@ -69,37 +88,124 @@ class Registry:
     def manifest(self, version: str) -> dict:
         if not self.is_published(version):
             raise RegistryError(f"model version {version} is not published in {self.base} "
-                                "(no _SUCCESS flag); rerun its Deployment task")
+                                "(no _SUCCESS flag); `mlpipe models list` shows the published ones")
         return st.read_json(self.storage.file(self.version_dir(version), "manifest.json"))
 
+    def verify(self, version: str) -> dict[str, str]:
+        """Each file of the manifest: 'ok', 'missing' or 'changed' (sha256 differs)."""
+        result = {}
+        for name, expected in sorted(self.manifest(version).get("files", {}).items()):
+            target = self.storage.file(self.version_dir(version), name)
+            if not target.exists():
+                result[name] = "missing"
+            else:
+                result[name] = "ok" if st.sha256_bytes(st.read_bytes(target)) == expected else "changed"
+        return result
+
     def load(self, version: str):
-        """Load a published model after checking its sha256 against the manifest."""
+        """(model, manifest): the model only after its sha256 matches the manifest."""
         manifest = self.manifest(version)
-        target = self.storage.file(self.version_dir(version), "model.pkl")
+        target = self.storage.file(self.version_dir(version), MODEL_FILE)
         return load_model(st.read_bytes(target), manifest["model_sha256"], target.path), manifest
 
+    def read_file(self, version: str, name: str) -> bytes:
+        """A file of a published version, checked against the manifest's sha256."""
+        expected = self.manifest(version).get("files", {}).get(name)
+        target = self.storage.file(self.version_dir(version), name)
+        data = st.read_bytes(target)
+        if expected is None or st.sha256_bytes(data) != expected:
+            raise RegistryError(f"{target.path} does not match the sha256 in its manifest: refusing it")
+        return data
+
+    # ---- the production alias -------------------------------------------------------------
     def alias(self) -> dict | None:
         target = self.storage.file(self.base, "production.json")
         return st.read_json(target) if target.exists() else None
 
+    def history(self) -> list[dict]:
+        """Every alias move, in order (as-of date, then automatic before manual, then time)."""
+        prefix = os.path.join(self.base, "history")
+        names = sorted(n for n in self.storage.listdir(prefix) if n.endswith(".json"))
+        return [st.read_json(self.storage.file(prefix, n)) for n in names]
+
     def move_alias(self, version: str, as_of: dt.date, reason: str) -> bool:
-        """Point production at `version` unless the alias already reflects a later date."""
+        """The nightly decision of `as_of` points production at `version`. Refused (False) when the
+        alias already reflects a later date, or a manual move after this date's decision."""
         current = self.alias()
-        if current and current["as_of"] > as_of.isoformat():
-            return False
-        if current and current["version"] == version and current["as_of"] == as_of.isoformat():
-            return False
-        record = {"version": version, "as_of": as_of.isoformat(), "reason": reason,
+        if current:
+            if current["as_of"] > as_of.isoformat():
+                return False
+            if current["as_of"] == as_of.isoformat() and (
+                    current.get("kind") in MANUAL_KINDS or current["version"] == version):
+                return False
+        self._record(version, as_of, "deployed", reason, current, f"{as_of.isoformat()}_0_deployed_{version}")
+        return True
+
+    def override(self, version: str, after: dt.date, kind: str, reason: str) -> dict:
+        """A manual move (`kind` promoted or rolled_back) to a published `version`, serving the
+        dates after `after` (the last date with a deployment decision): the next nightly run
+        scores with it and compares its challenger with it."""
+        if kind not in MANUAL_KINDS:
+            raise ValueError(f"kind must be one of {MANUAL_KINDS}, not {kind!r}")
+        self.manifest(version)  # raises when not published
+        if not all(v == "ok" for v in self.verify(version).values()):
+            raise RegistryError(f"version {version} fails its sha256 check ({self.verify(version)}): "
+                                "refusing to put it in production")
+        current = self.alias()
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        record = self._record(version, after, kind, reason, current,
+                              f"{after.isoformat()}_1_{stamp}_{kind}_{version}")
+        st.write_json(self.storage.file(os.path.join(self.base, "overrides"), f"{after.isoformat()}.json"),
+                      record)
+        return record
+
+    def override_after(self, day: dt.date) -> dict | None:
+        """The latest manual move recorded after `day`'s deployment decision, if any."""
+        target = self.storage.file(os.path.join(self.base, "overrides"), f"{day.isoformat()}.json")
+        return st.read_json(target) if target.exists() else None
+
+    def _record(self, version: str, as_of: dt.date, kind: str, reason: str, current: dict | None,
+                name: str) -> dict:
+        record = {"version": version, "as_of": as_of.isoformat(), "kind": kind, "reason": reason,
                   "previous_version": current["version"] if current else None,
                   "moved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "moved_by": _who()}
-        st.write_json(self.storage.file(os.path.join(self.base, "history"),
-                                        f"{as_of.isoformat()}_{version}.json"), record)
+        st.write_json(self.storage.file(os.path.join(self.base, "history"), f"{name}.json"), record)
         st.write_json(self.storage.file(self.base, "production.json"), record)
-        return True
+        return record
+
+    def rollback_target(self) -> str:
+        """The version live before the current one, skipping versions already rolled back from."""
+        current = self.alias()
+        if current is None:
+            raise RegistryError("no model is in production yet: nothing to roll back")
+        abandoned = {r["previous_version"] for r in self.history() if r["kind"] == "rolled_back"}
+        for record in reversed(self.history()):
+            version = record["version"]
+            if version != current["version"] and version not in abandoned:
+                return version
+        raise RegistryError(f"no earlier version than {current['version']} to roll back to; "
+                            "name one with --to VERSION (see `mlpipe models list`)")
+
+
+def live_periods(history: list[dict]) -> list[dict]:
+    """Which version served which dates: one entry per alias move, serving from the day after its
+    as-of date through the as-of date of the next move (`to` None: still live). A move followed
+    by another on the same as-of date never served (`served` False)."""
+    out = []
+    for i, record in enumerate(history):
+        last = history[i + 1]["as_of"] if i + 1 < len(history) else None
+        first = (dt.date.fromisoformat(record["as_of"]) + dt.timedelta(days=1)).isoformat()
+        out.append({"version": record["version"], "kind": record["kind"], "from": first, "to": last,
+                    "served": last is None or last >= first, "reason": record["reason"],
+                    "moved_by": record["moved_by"], "moved_at": record["moved_at"]})
+    return out
 
 
 def _who() -> str:
+    for var in ("MLPIPE_USER", "SUDO_USER"):
+        if os.environ.get(var):
+            return os.environ[var]
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -311,8 +311,12 @@ def _hdfs_write(target, data: bytes) -> None:
         fs.move(tmp, final)
 
 
+def json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode()
+
+
 def write_json(target, obj: Any) -> None:
-    write_bytes(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode())
+    write_bytes(target, json_bytes(obj))
 
 
 def read_json(target) -> Any:

@@ -3,10 +3,13 @@ training rows only, plus the metadata that makes it traceable and monitorable.""
 from __future__ import annotations
 
 import datetime as dt
-import pickle
+import functools
+import hashlib
+import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,10 +85,11 @@ def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
 
 
 def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
-                hp: Hyperparameters, max_train_rows: int = 0, min_train_rows: int = 500
-                ) -> tuple[Pipeline, dict]:
-    """Fit the estimator on the labelled rows of `frame` (a cap of `max_train_rows`, sampled with
-    the model's seed, when > 0). Returns the fitted pipeline and its training metadata."""
+                hp: Hyperparameters, max_train_rows: int = 0, min_train_rows: int = 500,
+                estimator: Pipeline | None = None) -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp)) on the labelled rows of `frame` (a cap of
+    `max_train_rows`, sampled with the model's seed, when > 0). Returns the fitted pipeline and
+    its training metadata."""
     rows = labelled(frame, target)
     if len(rows) < min_train_rows:
         raise TrainingError(f"only {len(rows)} labelled training rows (minimum {min_train_rows})")
@@ -95,7 +99,7 @@ def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
         rows = rows.sample(n=max_train_rows, random_state=hp.random_state).sort_index()
     X = feature_matrix(rows, numeric, categorical)
     y = rows[target].astype(int).to_numpy()
-    estimator = make_estimator(numeric, categorical, hp)
+    estimator = estimator if estimator is not None else make_estimator(numeric, categorical, hp)
     started = time.perf_counter()
     estimator.fit(X, y)
     seconds = time.perf_counter() - started
@@ -106,12 +110,13 @@ def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
         "rows_trained": int(len(rows)),
         "positive_rate": float(y.mean()),
         "training_seconds": round(seconds, 3),
-        "n_iter": int(estimator.named_steps["model"].n_iter_),
+        "n_iter": int(np.max(getattr(estimator.named_steps["model"], "n_iter_", 0))),
         "numeric_features": list(numeric),
         "categorical_features": list(categorical),
         "target": target,
         "reference_profile": monitoring.profile(X, numeric, categorical, scores),
         "library_versions": library_versions(),
+        "code_version": code_version(),
     }
     return estimator, meta
 
@@ -128,47 +133,149 @@ def provenance(date: dt.date, lineage: str, model_bytes: bytes, parameters: dict
 
 
 def fit_candidate(train: pd.DataFrame, holdout: pd.DataFrame, numeric: list[str], categorical: list[str],
-                  target: str, hp: Hyperparameters, max_train_rows: int, importance_repeats: int
-                  ) -> tuple[Pipeline, dict]:
-    """train_model on `train`, plus the permutation importance of each input on the labelled
-    `holdout` rows (computed here, in parallel per day, rather than in the serial deploy chain)."""
+                  target: str, hp: Hyperparameters, max_train_rows: int, importance_repeats: int,
+                  tuning: dict | None = None, day_column: str = "date") -> tuple[Pipeline, dict]:
+    """The challenger: train_model on `train`, plus the permutation importance of each input on
+    the labelled `holdout` rows (computed here, in parallel per day, rather than in the serial
+    deploy chain). With `tuning` ({"trials", "families", "folds", "seed"}, trials > 0) the model
+    is the best of a time-ordered cross-validated search inside `train` (pipeline.tuning), and
+    every trial is recorded in the metadata."""
+    from pipeline import tuning as tu
     from pipeline.evaluation import permutation_importance
 
-    estimator, meta = train_model(train, numeric, categorical, target, hp, max_train_rows)
+    base = {k: v for k, v in hp.__dict__.items() if k != "random_state"}
+    best, trials = {"family": "hgb", "params": base}, []
+    if tuning and tuning.get("trials", 0) > 0:
+        best, trials = tu.search(train, train[day_column], numeric, categorical, target, base,
+                                 tuning["trials"], list(tuning["families"]), tuning["folds"],
+                                 tuning["seed"], hp.random_state, max_train_rows)
+    estimator = tu.build_estimator(best["family"], best["params"], numeric, categorical, hp.random_state)
+    estimator, meta = train_model(train, numeric, categorical, target, hp, max_train_rows, estimator=estimator)
     rows = labelled(holdout, target)
     meta["importance"] = permutation_importance(
         estimator, feature_matrix(rows, numeric, categorical), rows[target].astype(int).to_numpy(),
         importance_repeats, hp.random_state)
-    meta["importance_repeats"] = importance_repeats
+    meta.update(importance_repeats=importance_repeats, family=best["family"], model_params=best["params"],
+                tuning={**(tuning or {"trials": 0}), "best": best if trials else None, "trials": trials})
     return estimator, meta
 
 
 def library_versions() -> dict[str, str]:
     import luigi
     import pyarrow
+    import skops
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "pandas": pd.__version__, "numpy": np.__version__, "pyarrow": pyarrow.__version__,
+            "skops": skops.__version__,
             "luigi": luigi.__version__ if hasattr(luigi, "__version__") else "unknown"}
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict[str, str]:
+    """The package version and one sha256 over the source of `pipeline/` and `tasks/`, so a model
+    records exactly which code made it (also without git)."""
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("pipeline/*.py"), *root.glob("tasks/*.py")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    try:
+        version = metadata.version("mlpipe")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"package": version, "source_sha256": digest.hexdigest()}
+
+
+MODEL_FILE = "model.skops"
+
+# The only types a model file may contain beyond those skops trusts by default: what the fitted
+# estimators of pipeline.tuning.FAMILIES need (skops 0.16, scikit-learn 1.9; tests check it).
+# The partial is HistGradientBoostingClassifier's categorical preprocessor, partial(check_array),
+# and skops checks the wrapped function too; numpy.dtype comes from logreg's SimpleImputers.
+# A file naming any other type is refused.
+TRUSTED_TYPES = frozenset({
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+})
+
+
 def dump_model(estimator: Pipeline) -> bytes:
-    return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+    """The estimator as skops bytes (no pickle: loading runs no code named by the file), made
+    byte-for-byte reproducible: the same model gives the same bytes and sha256 in any process."""
+    import skops.io as sio
+
+    return _canonical_zip(sio.dumps(estimator))
+
+
+def _canonical_zip(data: bytes) -> bytes:
+    """skops names array members and object ids after id() and stamps members with the current
+    time; renumber both in schema order and fix the timestamps, so a from-scratch backfill
+    reproduces the same model files."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        members = {info.filename: (info, src.read(info.filename)) for info in src.infolist()}
+    schema = json.loads(members.pop("schema.json")[1])
+    names: dict[str, str] = {}
+    ids: dict[int, int] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    node[key] = ids.setdefault(value, len(ids) + 1)
+                elif isinstance(value, str) and value in members:
+                    node[key] = names.setdefault(value, f"{len(names) + 1}{os.path.splitext(value)[1]}")
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    if set(names) != set(members):
+        raise ValueError(f"skops file members {sorted(set(members) - set(names))} are not named in its schema")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for old, new in sorted(names.items(), key=lambda kv: kv[1]):
+            info, payload = members[old]
+            dst.writestr(zipfile.ZipInfo(new, date_time=(1980, 1, 1, 0, 0, 0)), payload, info.compress_type)
+        dst.writestr(zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)),
+                     json.dumps(schema, indent=2).encode(), zipfile.ZIP_STORED)
+    return out.getvalue()
 
 
 class ModelIntegrityError(RuntimeError):
-    """A model file does not match the sha256 recorded when it was written."""
+    """A model file does not match the sha256 recorded when it was written, or names a type
+    outside the allow-list."""
 
 
 def load_model(data: bytes, expected_sha256: str, source: str) -> Pipeline:
-    """Unpickle a model only after its bytes match the recorded sha256."""
+    """Load a skops model only after its bytes match the recorded sha256 and every type it
+    names is trusted by skops or on TRUSTED_TYPES."""
+    import skops.io as sio
+
     actual = sha256_bytes(data)
     if actual != expected_sha256:
         raise ModelIntegrityError(
             f"model file {source} has sha256 {actual[:12]}..., but its metadata records "
             f"{expected_sha256[:12]}...; the file was changed after it was written: refusing to load it")
-    return pickle.loads(data)  # noqa: S301 - verified against the recorded sha256 above
-
-
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a model file we wrote"
+        raise ModelIntegrityError(f"model file {source} is not a readable skops file ({exc}); "
+                                  "refusing to load it") from exc
+    unknown = sorted(untrusted - TRUSTED_TYPES)
+    if unknown:
+        raise ModelIntegrityError(
+            f"model file {source} names type(s) outside the allow-list: {unknown}; refusing to load it. "
+            "If a new estimator needs them, review them and add them to pipeline.training.TRUSTED_TYPES")
+    return sio.loads(data, trusted=sorted(untrusted))
 def predict(estimator: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
     if not len(frame):
         return np.array([], dtype=float)

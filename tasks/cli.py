@@ -51,6 +51,11 @@ def cmd_run(args) -> int:
     if code == ops.SCHEDULER_UNREACHABLE:
         return code
     summary = ops.run_summary(args.date, code, started, timings)
+    if code == 0 and summary["alerts"] and ops.fail_on_alert():
+        code = ops.MONITORING_ALERT
+        summary.update(exit_code=code, exit_class=ops.exit_class(code))
+        print(f"mlpipe: monitoring raised {len(summary['alerts'])} alert(s) for {args.date} and [monitor] "
+              f"fail_on_alert is set: {summary['alerts']}", file=sys.stderr)
     store = get_storage()
     stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = store.file(store.partition("runs", "nightly", args.date), f"run-{stamp}.json")
@@ -166,6 +171,7 @@ def cmd_quality(args) -> int:
 
 def cmd_summary(args) -> int:
     from pipeline import registry, storage as st
+    from pipeline.training import MODEL_FILE
     from tasks import Deployment, ModelEvaluation, ModelMonitoring
     from tasks.config import get_storage
 
@@ -181,7 +187,7 @@ def cmd_summary(args) -> int:
     print(f"storage root:          {store.root}")
     print(f"deployment decision:   {deployment.output().path}  ({decision['action']})")
     if version:
-        print(f"production model:      {os.path.join(registry.Registry(store).version_dir(version), 'model.pkl')}"
+        print(f"production model:      {os.path.join(registry.Registry(store).version_dir(version), MODEL_FILE)}"
               f"  (version {version})")
     print(f"evaluation report:     {os.path.join(evaluation.directory(), 'report.html')}")
     print(f"monitoring output:     {monitoring.output().path}")
@@ -201,6 +207,213 @@ def cmd_summary(args) -> int:
             print(f"realized on {args.date}:   ROC AUC {r['roc_auc']:.4f} over {r['rows_with_outcome']} "
                   f"flights scored by {mon['model_version']}")
         print(f"monitoring alerts:     {mon.get('alerts') or 'none'}")
+    return 0
+
+
+# ---- mlpipe models ------------------------------------------------------------------------------
+def _registry():
+    from pipeline import registry
+    from tasks.config import get_storage
+
+    return registry.Registry(get_storage())
+
+
+def _auc(metrics: dict | None) -> str:
+    value = (metrics or {}).get("roc_auc")
+    return "-" if value is None else f"{value:.4f}"
+
+
+def cmd_models_list(args) -> int:
+    from pipeline import registry
+
+    reg = _registry()
+    versions, history, alias = reg.versions(), reg.history(), reg.alias()
+    if not versions:
+        print(f"no published model versions under {reg.base}")
+        return 0
+    served: dict[str, list[str]] = {}
+    for period in registry.live_periods(history):
+        if period["served"]:
+            served.setdefault(period["version"], []).append(f"{period['from']}..{period['to'] or 'now'}")
+    print(f"{'version':<24}{'as of':<12}{'rows trained':>13}{'holdout AUC':>13}  served (dates)")
+    for version in versions:
+        m = reg.manifest(version)
+        live = "  <- production" if alias and alias["version"] == version else ""
+        print(f"{version:<24}{m.get('as_of', '-'):<12}{m.get('rows_trained', '-'):>13}{_auc(m.get('metrics')):>13}  "
+              f"{', '.join(served.get(version, [])) or 'never'}{live}")
+    return 0
+
+
+def cmd_models_show(args) -> int:
+    from pipeline import registry
+
+    reg = _registry()
+    version = args.version
+    if version == "production":
+        alias = reg.alias()
+        if not alias:
+            print("mlpipe: no model is in production yet", file=sys.stderr)
+            return 1
+        version = alias["version"]
+    try:
+        manifest = reg.manifest(version)
+    except registry.RegistryError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+        return 0
+    checks = reg.verify(version)
+    gate = manifest.get("gate") or {}
+    tuning = manifest.get("tuning") or {}
+    print(f"version:          {version}  ({reg.version_dir(version)})")
+    print(f"as of:            {manifest.get('as_of')}  trained {manifest.get('trained_at')}")
+    print(f"model:            {manifest.get('family', 'hgb')} {json.dumps(manifest.get('model_params') or {})}")
+    print(f"training window:  {manifest['train_days'][0]}..{manifest['train_days'][-1]} "
+          f"({manifest.get('rows_trained')} rows); holdout {', '.join(manifest['holdout_days'])}")
+    print(f"holdout metrics:  " + ", ".join(f"{k} {v:.4f}" for k, v in (manifest.get("metrics") or {}).items()
+                                           if isinstance(v, float)))
+    print(f"gate:             {'BLESSED' if gate.get('blessed') else 'REJECTED'}: " + "; ".join(gate.get("reasons", [])))
+    if tuning.get("trials"):
+        print(f"tuning:           {len(tuning['trials'])} trial(s), best mean CV ROC AUC "
+              f"{tuning['best']['mean_roc_auc']:.4f} (trial {tuning['best']['trial']})")
+    print(f"inputs:           {len(manifest.get('input_fingerprints', {}))} feature partition(s), sha256 recorded")
+    print(f"code:             {json.dumps(manifest.get('code_version'))}")
+    print(f"libraries:        {json.dumps(manifest.get('library_versions'))}")
+    print("files:            " + ", ".join(f"{name} {state}" for name, state in checks.items()))
+    for period in registry.live_periods(reg.history()):
+        if period["version"] == version:
+            print(f"{period['kind']:<17} serving {period['from']}..{period['to'] or 'now'}"
+                  f"{'' if period['served'] else ' (replaced the same day: never served)'}; by {period['moved_by']}: "
+                  f"{period['reason']}")
+    return 0 if all(state == "ok" for state in checks.values()) else 1
+
+
+def _move(kind: str, version: str, reason: str) -> int:
+    from pipeline import registry
+    from tasks.config import get_storage
+    from tasks.model import move_production
+
+    try:
+        record = move_production(get_storage(), version, kind, reason)
+    except registry.RegistryError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr)
+        return 1
+    print(f"production is now {record['version']} (was {record['previous_version']}), {kind.replace('_', ' ')} by "
+          f"{record['moved_by']}: {reason}\nit serves the dates after {record['as_of']}: the next nightly run "
+          f"scores with it and compares its challenger with it")
+    return 0
+
+
+def cmd_models_promote(args) -> int:
+    return _move("promoted", args.version, args.reason)
+
+
+def cmd_models_rollback(args) -> int:
+    from pipeline import registry
+
+    try:
+        version = args.to or _registry().rollback_target()
+    except registry.RegistryError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr)
+        return 1
+    return _move("rolled_back", version, args.reason)
+
+
+def cmd_models_which(args) -> int:
+    """Which version served a date: from the predictions' own record, else from the decisions."""
+    from pipeline import storage as st
+    from tasks import Predictions
+    from tasks.config import get_storage
+    from tasks.model import live_version
+
+    target = Predictions(date=args.date).output()
+    if target.exists():
+        versions = st.read_parquet(target, columns=["model_version"])["model_version"].dropna().unique().tolist()
+        print(f"{args.date}: scored by {', '.join(versions) or 'no model'} (recorded in {target.path})")
+        return 0
+    try:
+        version = live_version(get_storage(), args.date)
+    except FileNotFoundError:
+        print(f"mlpipe: no deployment decision for the day before {args.date}", file=sys.stderr)
+        return 1
+    print(f"{args.date}: not scored yet; the model in production for it is {version or 'none'}")
+    return 0
+
+
+# ---- mlpipe tune --------------------------------------------------------------------------------
+def cmd_tune(args) -> int:
+    """A larger search than the nightly one, on the training window of --date; prints the trials
+    ranked and the luigi.cfg lines of the best. Nothing is deployed."""
+    from pipeline import storage as st, tuning
+    from tasks import CandidateModel, FeaturePartition
+    from tasks.base import dataset
+    from tasks.config import limit_threads
+
+    candidate = CandidateModel(date=args.date)
+    train_days, _ = candidate.windows()
+    missing = [d for d in train_days if not FeaturePartition(date=d).output().exists()]
+    if missing:
+        print(f"mlpipe: no feature partition for {len(missing)} day(s) of the window ({missing[0]}...); run "
+              f"`mlpipe backfill --stage features --start {train_days[0]} --end {train_days[-1]}` first",
+              file=sys.stderr)
+        return 1
+    frame = pd.concat([st.read_parquet(FeaturePartition(date=d).output()) for d in train_days], ignore_index=True)
+    base = {k: v for k, v in candidate.hyperparameters.__dict__.items() if k != "random_state"}
+
+    @limit_threads
+    def run(_):
+        return tuning.search(frame, frame["date"], dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
+                             dataset.TARGET, base, args.trials, args.families, args.folds, args.seed,
+                             candidate.random_state, candidate.max_train_rows)
+    best, trials = run(None)
+    if args.output:
+        with open(args.output, "w") as out:
+            json.dump({"date": args.date.isoformat(), "best": best, "trials": trials}, out, indent=2)
+    print(f"{len(trials)} trial(s), {args.folds} time-ordered folds over {train_days[0]}..{train_days[-1]}")
+    print(f"{'trial':>5}  {'mean AUC':>8}  {'folds':<26}  model")
+    for t in sorted(trials, key=lambda t: -t["mean_roc_auc"]):
+        folds = " ".join(f"{v:.3f}" for v in t["fold_roc_auc"])
+        print(f"{t['trial']:>5}  {t['mean_roc_auc']:>8.4f}  {folds:<26}  {t['family']} {json.dumps(t['params'])}")
+    if best["family"] == "hgb":
+        print("\nthe best as luigi.cfg lines (a new model lineage; see README 'Tuning'):\n[CandidateModel]")
+        for key, value in best["params"].items():
+            print(f"{key} = {value}")
+    else:
+        print(f"\nthe best is {best['family']}: set [CandidateModel] tuning_trials and tuning_families "
+              f"to let the nightly search pick it")
+    return 0
+
+
+# ---- mlpipe report ------------------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from pipeline import dashboard, storage as st
+    from tasks import ModelMonitoring
+    from tasks.config import get_storage
+
+    store, reg = get_storage(), _registry()
+    days, missing = [], []
+    for day in _days(args.start, args.end):
+        target = ModelMonitoring(date=day).output()
+        if target.exists():
+            days.append(st.read_json(target))
+        else:
+            missing.append(day.isoformat())
+    alias, current = reg.alias(), None
+    if alias:
+        current = {"version": alias["version"], "manifest": reg.manifest(alias["version"]),
+                   "evaluation": json.loads(reg.read_file(alias["version"], "evaluation.json"))}
+    page = dashboard.render(args.start, args.end, days, reg.history(), current, missing,
+                            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    if args.output:
+        with open(args.output, "w") as out:
+            out.write(page)
+        where = args.output
+    else:
+        target = store.file(store.partition("reports", "monitoring"), f"report_{args.start}_{args.end}.html")
+        st.write_text(target, page)
+        where = target.path
+    print(f"mlpipe report: {len(days)} monitored day(s), {len(missing)} without monitoring output; written to {where}")
     return 0
 
 
@@ -256,6 +469,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="where a date's artifacts are, and the model's metrics")
     p.add_argument("--date", type=_date, required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("tune", help="search hyperparameters on a date's training window (deploys nothing)")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--trials", type=int, default=20, help="candidate models to compare (default 20)")
+    p.add_argument("--families", nargs="+", default=["hgb", "logreg"], choices=["hgb", "logreg"])
+    p.add_argument("--folds", type=int, default=3, help="time-ordered CV folds (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the candidate draws (default 0)")
+    p.add_argument("--output", metavar="FILE", help="also write every trial as JSON to this file")
+    p.set_defaults(func=cmd_tune)
+
+    p = _range_command(sub, "report", "one HTML page: realized metrics, drift and deployments over a date range")
+    p.add_argument("--output", metavar="FILE", help="write the page to this local file (default: under the "
+                                                     "storage root, reports/monitoring/)")
+    p.set_defaults(func=cmd_report)
+
+    models = sub.add_parser("models", help="the model registry: list, show, promote, rollback, which")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    p = msub.add_parser("list", help="published versions, their holdout AUC and the dates each served")
+    p.set_defaults(func=cmd_models_list)
+    p = msub.add_parser("show", help="a version's manifest, file checks and live periods")
+    p.add_argument("version", help="a version id, or 'production' for the live one")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(func=cmd_models_show)
+    p = msub.add_parser("promote", help="put a published version in production from the next nightly run on")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True, help="why (kept in the alias history)")
+    p.set_defaults(func=cmd_models_promote)
+    p = msub.add_parser("rollback", help="go back to the previous production version (or --to VERSION)")
+    p.add_argument("--to", metavar="VERSION", help="the version to go back to (default: the one live before)")
+    p.add_argument("--reason", required=True, help="why (kept in the alias history)")
+    p.set_defaults(func=cmd_models_rollback)
+    p = msub.add_parser("which", help="which model version scored (or will score) a date")
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_models_which)
     return parser
 
 

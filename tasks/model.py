@@ -24,6 +24,11 @@ class CandidateModel(DailyTask):
     max_train_rows = luigi.IntParameter(default=0, description="Cap on training rows, sampled reproducibly; 0 = no cap")
     importance_repeats = luigi.IntParameter(
         default=1, description="Permutation-importance repeats on the holdout (shown in the evaluation report); 0 = off")
+    tuning_trials = luigi.IntParameter(
+        default=0, description="Candidate models compared by time-ordered CV inside the training window "
+                               "(the configured one first); 0 = off: the configured model is the challenger")
+    tuning_families = luigi.ListParameter(default=["hgb"], description='Model families searched: "hgb", "logreg"')
+    tuning_folds = luigi.IntParameter(default=3, description="Time-ordered CV folds of the search")
 
     @property
     def hyperparameters(self) -> training.Hyperparameters:
@@ -39,7 +44,13 @@ class CandidateModel(DailyTask):
                              hp=self.hyperparameters.__dict__, window_days=self.window_days,
                              holdout_days=self.holdout_days, max_train_rows=self.max_train_rows,
                              importance_repeats=self.importance_repeats,
-                             start_date=pipeline().start_date)
+                             start_date=pipeline().start_date, artifact=training.MODEL_FILE,
+                             tuning=self.tuning)
+
+    @property
+    def tuning(self) -> dict:
+        return {"trials": self.tuning_trials, "families": list(self.tuning_families),
+                "folds": self.tuning_folds, "seed": self.random_state}
 
     def windows(self):
         return training.training_days(self.date, self.window_days, self.holdout_days, pipeline().start_date)
@@ -55,7 +66,7 @@ class CandidateModel(DailyTask):
         return self.store.flag(self.directory())
 
     def files(self):
-        return {"model": self.store.file(self.directory(), "model.pkl"),
+        return {"model": self.store.file(self.directory(), training.MODEL_FILE),
                 "metadata": self.store.file(self.directory(), "metadata.json")}
 
     def load(self):
@@ -73,25 +84,43 @@ class CandidateModel(DailyTask):
         self.status(f"training on {len(frame)} rows of {len(train_days)} days", 10)
         model, meta = training.fit_candidate(frame, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
                                              dataset.TARGET, self.hyperparameters, self.max_train_rows,
-                                             self.importance_repeats)
+                                             self.importance_repeats, self.tuning)
         blob = training.dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
         st.write_bytes(self.files()["model"], blob)
         st.write_json(self.files()["metadata"], meta)
         st.write_flag(self.output())
-        self.status(f"trained on {meta['rows_trained']} rows, {meta['n_iter']} iterations", 100)
+        best = meta["tuning"]["best"]
+        self.status(f"{meta['family']} trained on {meta['rows_trained']} rows"
+                    + (f"; best of {len(meta['tuning']['trials'])} tuning trials, CV ROC AUC "
+                       f"{best['mean_roc_auc']:.4f}" if best else ""), 100)
 
 
 class gate(luigi.Config):  # noqa: N801 - [gate] section
-    min_roc_auc = luigi.FloatParameter(default=0.60, description="Absolute floor on the challenger's holdout ROC AUC")
-    tolerance = luigi.FloatParameter(default=0.005, description="How much worse than production (ROC AUC) a challenger may be")
+    min_roc_auc = luigi.OptionalFloatParameter(default=0.60, description="Floor on the challenger's holdout ROC AUC (empty: none)")
+    min_average_precision = luigi.OptionalFloatParameter(default=None, description="Floor on holdout average precision (empty: none)")
+    max_log_loss = luigi.OptionalFloatParameter(default=None, description="Ceiling on holdout log loss (empty: none)")
+    max_brier = luigi.OptionalFloatParameter(default=None, description="Ceiling on holdout Brier score (empty: none)")
+    compare_metric = luigi.ChoiceParameter(choices=sorted(evaluation.HIGHER_IS_BETTER), default="roc_auc",
+                                           description="Metric of the challenger-vs-production comparison")
+    tolerance = luigi.FloatParameter(
+        default=0.005, description="How much worse than production the challenger may be, at the interval's lower end")
+    bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
+    confidence = luigi.FloatParameter(default=0.95, description="Confidence of the bootstrap interval")
+    seed = luigi.IntParameter(default=0, description="Seed of the bootstrap resampling")
+
+    def rules(self) -> dict:
+        floors = {"roc_auc": self.min_roc_auc, "average_precision": self.min_average_precision,
+                  "log_loss": self.max_log_loss, "brier": self.max_brier}
+        return {"floors": {k: v for k, v in floors.items() if v is not None}, "tolerance": self.tolerance,
+                "compare_metric": self.compare_metric, "bootstrap_samples": self.bootstrap_samples,
+                "confidence": self.confidence, "seed": self.seed}
 
 
 def deployment_lineage(date: dt.date) -> str:
-    g = gate()
-    return st.param_hash(model=CandidateModel(date=date).lineage, min_roc_auc=g.min_roc_auc,
-                         tolerance=g.tolerance, warmup_days=pipeline().warmup_days)
+    return st.param_hash(model=CandidateModel(date=date).lineage, gate=gate().rules(),
+                         warmup_days=pipeline().warmup_days)
 
 
 def production_before(date: dt.date):
@@ -104,6 +133,33 @@ def with_production(date: dt.date, requirements: dict) -> dict:
     """`requirements` plus, under "production", the decision of the day before (if there is one)."""
     previous = production_before(date)
     return {**requirements, "production": previous} if previous else requirements
+
+
+def live_version(store: st.Storage, date: dt.date) -> str | None:
+    """The registry version in production for `date`: the one chosen by the deployment decision
+    of the day before, unless a manual promote or rollback was recorded after that decision."""
+    day = previous_day(date)
+    override = registry.Registry(store).override_after(day)
+    if override:
+        return override["version"]
+    previous = production_before(date)
+    return st.read_json(previous.output())["production_version"] if previous else None
+
+
+def load_live(store: st.Storage, date: dt.date):
+    """(model, version) in production for `date` (sha256-checked), or (None, None)."""
+    version = live_version(store, date)
+    if version is None:
+        return None, None
+    model, _ = registry.Registry(store).load(version)
+    return model, version
+
+
+def last_decided(store: st.Storage) -> dt.date | None:
+    """The latest date with a deployment decision under the configured lineage."""
+    prefix = Deployment(date=pipeline().first_deploy_date).output().path.split("/date=")[0]
+    days = [p.split("/date=")[1].split("/")[0] for p in store.list_files(prefix) if "/date=" in p]
+    return dt.date.fromisoformat(max(days)) if days else None
 
 
 class ModelEvaluation(DailyTask):
@@ -121,35 +177,26 @@ class ModelEvaluation(DailyTask):
     def record(self):
         return self.store.file(self.directory(), "evaluation.json")
 
+    def report(self):
+        return self.store.file(self.directory(), "report.html")
+
     @limit_threads
     def run(self):
         candidate = self.requires()["candidate"]
         challenger, meta = candidate.load()
-        production, version = load_production(self.store, self.input().get("production"))
+        production, version = load_live(self.store, self.date)
         holdout = read_frames([FeaturePartition(date=d).output() for d in candidate.windows()[1]])
         self.status(f"evaluating on {len(holdout)} holdout rows vs production {version}", 30)
-        g = gate()
         record, html = evaluation.evaluate_challenger(
             challenger, production, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-            dataset.TARGET, {"roc_auc": g.min_roc_auc}, g.tolerance, meta["importance"],
+            dataset.TARGET, gate().rules(), meta["importance"],
             title=f"Model evaluation {self.date}",
             context={"date": self.date.isoformat(), "challenger_id": f"{meta['lineage']}@{meta['date']}",
                      "production_version": version, "holdout_days": meta["holdout_days"]})
-        st.write_text(self.store.file(self.directory(), "report.html"), html)
+        st.write_text(self.report(), html)
         st.write_json(self.record(), record)
         st.write_flag(self.output())
         self.status(evaluation.summary_line(record), 100)
-
-
-def load_production(store: st.Storage, decision_target):
-    """(model, version) live according to a deployment decision record, or (None, None)."""
-    if decision_target is None:
-        return None, None
-    version = st.read_json(decision_target)["production_version"]
-    if version is None:
-        return None, None
-    model, _ = registry.Registry(store).load(version)
-    return model, version
 
 
 class Deployment(DailyTask):
@@ -167,18 +214,39 @@ class Deployment(DailyTask):
     def run(self):
         evaluation_task = self.requires()["evaluation"]
         record = st.read_json(evaluation_task.record())
-        previous = st.read_json(self.input()["production"]) if "production" in self.input() else None
-        decision = registry.decide(self.date, record, previous, deployment_lineage(self.date))
+        before = record["production_version"]
+        live = live_version(self.store, self.date)
+        if live != before:
+            raise registry.RegistryError(
+                f"the production model for {self.date} is now {live}, but the evaluation compared the "
+                f"challenger with {before} (a promote or rollback came in between); rerun the evaluation: "
+                f"mlpipe invalidate --stage evaluation --start {self.date} --end {self.date} --yes")
+        decision = registry.decide(self.date, record, before, deployment_lineage(self.date))
         if decision["blessed"]:
-            publish_version(self.store, decision, evaluation_task.requires()["candidate"], record)
+            publish_version(self.store, decision, evaluation_task, record)
         st.write_json(self.output(), decision)
         self.status(f"{decision['action']}: production is {decision['production_version']}", 100)
 
 
-def publish_version(store: st.Storage, decision: dict, candidate: CandidateModel, record: dict) -> None:
+def publish_version(store: st.Storage, decision: dict, evaluation_task: ModelEvaluation, record: dict) -> None:
+    """Publish the blessed challenger (model, evaluation, report; the manifest holds their
+    sha256) and move the production alias to it."""
     reg = registry.Registry(store)
+    candidate = evaluation_task.requires()["candidate"]
     meta = st.read_json(candidate.files()["metadata"])
-    reg.publish(decision["production_version"], st.read_bytes(candidate.files()["model"]),
-                {**meta, "as_of": decision["date"]}, record)
+    files = {training.MODEL_FILE: st.read_bytes(candidate.files()["model"]),
+             "evaluation.json": st.read_bytes(evaluation_task.record()),
+             "report.html": st.read_bytes(evaluation_task.report())}
+    reg.publish(decision["production_version"], files,
+                {**meta, "as_of": decision["date"], "metrics": record["challenger"],
+                 "gate": record["decision"], "candidate_model": candidate.directory()})
     reg.move_alias(decision["production_version"], dt.date.fromisoformat(decision["date"]),
                    reason="; ".join(decision["reasons"]))
+
+
+def move_production(store: st.Storage, version: str, kind: str, reason: str) -> dict:
+    """A manual promote or rollback: production becomes `version` for every date after the last
+    date with a deployment decision, so the next nightly run scores with it and compares its
+    challenger with it. Returns the history record."""
+    last = last_decided(store) or previous_day(pipeline().first_deploy_date)
+    return registry.Registry(store).override(version, last, kind, reason)

@@ -19,6 +19,7 @@ from tasks.base import dataset
 from tasks.config import get_storage
 
 SCHEDULER_UNREACHABLE = 45
+MONITORING_ALERT = 50
 
 
 def exit_class(code: int) -> str:
@@ -27,6 +28,8 @@ def exit_class(code: int) -> str:
         return "success"
     if code == SCHEDULER_UNREACHABLE:
         return "scheduler_unreachable"
+    if code == MONITORING_ALERT:
+        return "monitoring_alert"
     codes = luigi.retcodes.retcode()
     for name in ("already_running", "missing_data", "not_run", "task_failed", "scheduling_error",
                  "unhandled_exception"):
@@ -105,6 +108,12 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
                                          "production_version_before", "reasons")},
         "alerts": (monitoring or {}).get("alerts", []),
     }
+
+
+def fail_on_alert() -> bool:
+    from tasks.serving import monitor
+
+    return monitor().fail_on_alert
 
 
 def _rows(target) -> int | None:

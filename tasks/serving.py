@@ -7,7 +7,7 @@ from pipeline import monitoring, registry, scoring, training
 from tasks.config import limit_threads
 from tasks.base import DailyTask, dataset, st
 from tasks.features import FeaturePartition
-from tasks.model import deployment_lineage, load_production, with_production
+from tasks.model import deployment_lineage, load_live, with_production
 
 
 class Predictions(DailyTask):
@@ -22,7 +22,7 @@ class Predictions(DailyTask):
 
     @limit_threads
     def run(self):
-        model, version = load_production(self.store, self.input().get("production"))
+        model, version = load_live(self.store, self.date)
         features = st.read_parquet(self.input()["features"])
         scored = scoring.score_partition(model, features, dataset.NUMERIC_FEATURES,
                                          dataset.CATEGORICAL_FEATURES, dataset.KEY_COLUMNS, version)
@@ -36,6 +36,10 @@ class monitor(luigi.Config):  # noqa: N801 - [monitor] section
     prediction_psi = luigi.FloatParameter(
         default=2.0, description="Alert when the PSI of the day's predictions vs the training scores exceeds this")
     min_auc = luigi.FloatParameter(default=0.50, description="Alert when the day's realized ROC AUC is below this")
+    fail_on_alert = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="`mlpipe run` exits with MONITORING_ALERT (50) when the day's monitoring raised an alert "
+                    "and nothing else failed")
 
 
 class ModelMonitoring(DailyTask):
@@ -67,7 +71,8 @@ class ModelMonitoring(DailyTask):
             predictions["score"].to_numpy(float), features[dataset.TARGET].to_numpy(float),
             training.feature_matrix(features, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES),
             reference, dataset.DRIFT_ALERT_FEATURES, m.feature_psi, m.prediction_psi, m.min_auc)
-        st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": version[0], **result})
+        st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": version[0],
+                                      "alert_features": dataset.DRIFT_ALERT_FEATURES, **result})
         auc = result["realized"].get("roc_auc")
         self.status(f"realized AUC {auc if auc is None else round(auc, 4)}; "
                     + (f"ALERTS: {'; '.join(result['alerts'])}" if result["alerts"] else "no alerts"), 100)

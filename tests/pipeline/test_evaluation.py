@@ -72,61 +72,101 @@ def test_metrics_on_no_rows():
 
 
 # ---- gate -------------------------------------------------------------------------------------
+def _comparison(difference, low, high, metric="roc_auc", c=0.70, p=0.71):
+    return {"metric": metric, "challenger": c, "production": p, "difference": difference, "ci_low": low,
+            "ci_high": high, "confidence": 0.95, "samples": 500, "valid_samples": 500, "seed": 0, "rows": 900}
+
+
 def test_gate_fails_a_floor():
-    d = ev.gate({"roc_auc": 0.55, "log_loss": 0.4}, None, {"roc_auc": 0.6, "log_loss": 0.5}, 0.005)
+    d = ev.gate({"roc_auc": 0.55, "log_loss": 0.4}, {"roc_auc": 0.6, "log_loss": 0.5}, None, 0.005)
     assert d["blessed"] is False
     assert "log_loss 0.4000 clears the floor <= 0.5" in d["reasons"]
     assert "roc_auc 0.5500 fails the floor >= 0.6" in d["reasons"]
 
 
 def test_gate_fails_a_lower_is_better_floor():
-    d = ev.gate({"roc_auc": 0.8, "brier": 0.3}, None, {"brier": 0.25}, 0.005)
+    d = ev.gate({"roc_auc": 0.8, "brier": 0.3}, {"brier": 0.25}, None, 0.005)
     assert d["blessed"] is False and d["reasons"][0] == "brier 0.3000 fails the floor <= 0.25"
 
 
 @pytest.mark.parametrize("value", [None, float("nan")])
 def test_gate_fails_an_undefined_metric(value):
-    d = ev.gate({"roc_auc": value}, None, {"roc_auc": 0.6}, 0.005)
+    d = ev.gate({"roc_auc": value}, {"roc_auc": 0.6}, None, 0.005)
     assert d["blessed"] is False
-    assert d["reasons"][0] == "roc_auc is undefined on the holdout (floor 0.6)"
+    assert d["reasons"][0] == "roc_auc is undefined on the holdout (floor >= 0.6)"
 
 
 def test_gate_without_production_blesses_and_says_why():
-    d = ev.gate({"roc_auc": 0.7}, None, {"roc_auc": 0.6}, 0.005)
-    assert d == {"blessed": True, "reasons": ["roc_auc 0.7000 clears the floor >= 0.6",
-                                              "no model in production: nothing to compare with"]}
+    d = ev.gate({"roc_auc": 0.7}, {"roc_auc": 0.6}, None, 0.005)
+    assert d["blessed"] is True
+    assert d["reasons"] == ["roc_auc 0.7000 clears the floor >= 0.6", "no model in production: nothing to compare with"]
 
 
-def test_gate_rejects_worse_than_production_beyond_tolerance():
-    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
+def test_gate_rejects_when_the_interval_reaches_below_the_tolerance():
+    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.002, -0.009, 0.004), 0.005)
     assert d["blessed"] is False
-    assert d["reasons"][-1] == "roc_auc 0.7000 is worse than production's 0.7100 by 0.0100 > tolerance 0.005"
+    assert d["reasons"][-1].startswith("roc_auc 0.7000 vs production 0.7100: difference -0.0020, 95% CI [-0.0090, +0.0040]")
+    assert d["reasons"][-1].endswith("the challenger may be worse than production by more than the tolerance")
+    assert d["comparison"]["ci_low"] == -0.009
 
 
-def test_gate_blesses_within_tolerance_and_when_better():
-    within = ev.gate({"roc_auc": 0.708}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
-    assert within["blessed"] is True
-    assert within["reasons"][-1] == "roc_auc 0.7080 vs production 0.7100 (difference -0.0020, tolerance 0.005)"
-    better = ev.gate({"roc_auc": 0.75}, {"roc_auc": 0.71}, {"roc_auc": 0.6}, 0.005)
-    assert better["blessed"] is True and "(difference +0.0400" in better["reasons"][-1]
+def test_gate_blesses_when_the_interval_stays_within_the_tolerance():
+    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.001, -0.004, 0.002), 0.005)
+    assert d["blessed"] is True and d["reasons"][-1].endswith("not worse than production beyond the tolerance 0.005")
 
 
-def test_gate_compares_lower_is_better_metrics_the_right_way():
-    worse = ev.gate({"log_loss": 0.52}, {"log_loss": 0.50}, {}, 0.005, compare_metric="log_loss")
-    assert worse["blessed"] is False and "worse than production's 0.5000 by 0.0200" in worse["reasons"][-1]
-    better = ev.gate({"log_loss": 0.45}, {"log_loss": 0.50}, {}, 0.005, compare_metric="log_loss")
-    assert better["blessed"] is True
+def test_gate_rejects_when_the_comparison_is_undefined():
+    d = ev.gate({"roc_auc": 0.7}, {}, _comparison(None, None, None), 0.005)
+    assert d["blessed"] is False
+    assert d["reasons"] == ["roc_auc is undefined on the holdout for challenger or production"]
 
 
-def test_gate_rejects_when_production_metric_undefined():
-    d = ev.gate({"roc_auc": 0.7}, {"roc_auc": None}, {}, 0.005)
-    assert d == {"blessed": False, "reasons": ["roc_auc undefined for challenger or production"]}
+# ---- paired bootstrap -------------------------------------------------------------------------
+def _scored(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.3).astype(int)
+    strong = labels * 1.2 + rng.normal(size=n)
+    weak = labels * 0.4 + rng.normal(size=n)
+    return labels, 1 / (1 + np.exp(-strong)), 1 / (1 + np.exp(-weak))
+
+
+def test_weighted_auc_matches_sklearn_with_sample_weights_and_ties():
+    labels, strong, _ = _scored(300)
+    strong = np.round(strong, 2)  # many ties
+    weights = np.random.default_rng(1).multinomial(300, np.full(300, 1 / 300), size=5)
+    ours = ev._weighted_auc(labels, strong, weights)
+    theirs = [roc_auc_score(labels, strong, sample_weight=w) for w in weights]
+    assert ours == pytest.approx(theirs)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "average_precision", "log_loss", "brier"])
+def test_paired_bootstrap_orients_the_difference_and_covers_it(metric):
+    labels, strong, weak = _scored()
+    result = ev.paired_bootstrap(labels, strong, weak, metric, samples=200, confidence=0.9, seed=3)
+    full = ev.metrics(labels, strong)[metric] - ev.metrics(labels, weak)[metric]
+    assert result["difference"] == pytest.approx(full if ev.HIGHER_IS_BETTER[metric] else -full)
+    assert result["difference"] > 0  # the strong model is better, whatever the metric's direction
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+    assert result["valid_samples"] == 200 and result["rows"] == len(labels)
+
+
+def test_paired_bootstrap_is_reproducible_and_narrower_for_identical_models():
+    labels, strong, weak = _scored()
+    a = ev.paired_bootstrap(labels, strong, weak, "roc_auc", 300, 0.95, seed=7)
+    assert a == ev.paired_bootstrap(labels, strong, weak, "roc_auc", 300, 0.95, seed=7)
+    assert a != ev.paired_bootstrap(labels, strong, weak, "roc_auc", 300, 0.95, seed=8)
+    same = ev.paired_bootstrap(labels, strong, strong, "roc_auc", 300, 0.95, seed=7)
+    assert same["difference"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0
 
 
 # ---- evaluate_challenger ----------------------------------------------------------------------
+RULES = {"floors": {"roc_auc": 0.6}, "tolerance": 0.005, "compare_metric": "roc_auc",
+         "bootstrap_samples": 300, "confidence": 0.95, "seed": 0}
+
+
 def _evaluate(challenger, production, holdout, floors, **kw):
     return ev.evaluate_challenger(
-        challenger, production, holdout, NUMERIC, CATEGORICAL, "late", floors=floors, tolerance=0.005,
+        challenger, production, holdout, NUMERIC, CATEGORICAL, "late", {**RULES, "floors": floors},
         importance=kw.get("importance", {"x": 0.2, "c": 0.01}), title="Candidate <2013-01-10>",
         context={"challenger_id": "cand-1", "production_version": kw.get("version"),
                  "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]})
@@ -158,7 +198,10 @@ def test_evaluate_challenger_worse_than_production_is_rejected(models, holdout):
     record, html = _evaluate(bad, good, holdout, {"roc_auc": 0.0}, version="20130109-abc")
     assert record["production"]["roc_auc"] > record["challenger"]["roc_auc"] + 0.1
     assert record["decision"]["blessed"] is False
-    assert "worse than production's" in record["decision"]["reasons"][-1]
+    comparison = record["decision"]["comparison"]
+    assert comparison["difference"] == pytest.approx(record["challenger"]["roc_auc"] - record["production"]["roc_auc"])
+    assert comparison["ci_high"] < -0.005  # confidently worse: trained on shuffled labels
+    assert "may be worse than production" in record["decision"]["reasons"][-1]
     assert "Gate: REJECTED" in html and "BLESSED" not in html
     assert "20130109-abc" in html
     assert len(_png_images(html)) == 2
@@ -169,7 +212,7 @@ def test_evaluate_challenger_with_no_labelled_rows_is_rejected(models, holdout):
     record, html = _evaluate(good, None, holdout.assign(late=np.nan), {"roc_auc": 0.6}, repeats=0)
     assert record["challenger"]["rows"] == 0
     assert record["decision"]["blessed"] is False
-    assert record["decision"]["reasons"][0] == "roc_auc is undefined on the holdout (floor 0.6)"
+    assert record["decision"]["reasons"][0] == "roc_auc is undefined on the holdout (floor >= 0.6)"
     assert "Gate: REJECTED" in html and _png_images(html) == []
 
 
@@ -181,3 +224,13 @@ def test_permutation_importance_ranks_the_informative_column_first(models, holdo
     assert set(importance) == {"c", "x", "noise"}
     assert importance["x"] > importance["noise"] + 0.05
     assert ev.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=0, seed=0) == {}
+
+
+def test_evaluate_challenger_blesses_a_good_challenger_over_a_degraded_production(models, holdout):
+    good, bad = models
+    record, html = _evaluate(good, bad, holdout, {"roc_auc": 0.6}, version="20130109-abc")
+    comparison = record["decision"]["comparison"]
+    assert record["decision"]["blessed"] is True
+    assert comparison["ci_low"] > 0 and comparison["samples"] == 300
+    assert "not worse than production" in record["decision"]["reasons"][-1]
+    assert "Gate: BLESSED" in html

@@ -39,8 +39,7 @@ def test_version_id_is_deterministic():
 
 
 def test_decide_blessed_deploys_a_new_version_chained_to_the_previous():
-    prev = {"production_version": "20130104-lin"}
-    d = rg.decide(D(2013, 1, 5), evaluation(True, ["ok"]), prev, "lin")
+    d = rg.decide(D(2013, 1, 5), evaluation(True, ["ok"]), "20130104-lin", "lin")
     assert d["action"] == "deployed" and d["blessed"] is True
     assert d["candidate_version"] == "20130105-lin"
     assert d["production_version"] == "20130105-lin"
@@ -51,7 +50,7 @@ def test_decide_blessed_deploys_a_new_version_chained_to_the_previous():
 
 
 def test_decide_rejected_keeps_the_previous_production_version():
-    d = rg.decide(D(2013, 1, 5), evaluation(False), {"production_version": "20130103-lin"}, "lin")
+    d = rg.decide(D(2013, 1, 5), evaluation(False), "20130103-lin", "lin")
     assert d["action"] == "kept" and d["blessed"] is False
     assert d["candidate_version"] is None
     assert d["production_version"] == d["production_version_before"] == "20130103-lin"
@@ -65,56 +64,74 @@ def test_decide_rejected_on_the_first_day_leaves_no_production():
 def test_decisions_chain_over_days():
     decisions, prev = [], None
     for day, blessed in [(1, True), (2, False), (3, False), (4, True), (5, False)]:
-        prev = rg.decide(D(2013, 1, day), evaluation(blessed), prev, "lin")
-        decisions.append(prev["production_version"])
+        prev = rg.decide(D(2013, 1, day), evaluation(blessed), prev, "lin")["production_version"]
+        decisions.append(prev)
     assert decisions == ["20130101-lin", "20130101-lin", "20130101-lin", "20130104-lin", "20130104-lin"]
 
 
 # ---- publish / load ---------------------------------------------------------------------------
+def publish(registry, version="20130105-lin", model=MODEL, manifest=None, blessed=True):
+    files = {"model.skops": dump_model(model), "evaluation.json": st.json_bytes(evaluation(blessed)),
+             "report.html": b"<html>report</html>"}
+    return registry.publish(version, files, manifest if manifest is not None else {"n": 1})
+
+
 def test_publish_then_manifest_and_load_return_it(registry):
-    blob = dump_model(MODEL)
     assert registry.is_published("20130105-lin") is False
-    assert registry.publish("20130105-lin", blob, {"trained_on": ["2013-01-01"]}, evaluation(True)) is True
+    assert publish(registry, manifest={"trained_on": ["2013-01-01"]}) is True
     assert registry.is_published("20130105-lin")
     manifest = registry.manifest("20130105-lin")
+    d = registry.version_dir("20130105-lin")
+    on_disk = {name: open(os.path.join(d, name), "rb").read() for name in ("model.skops", "evaluation.json", "report.html")}
     assert manifest == {"trained_on": ["2013-01-01"], "version": "20130105-lin",
-                        "model_sha256": st.sha256_bytes(blob)}
+                        "files": {name: st.sha256_bytes(data) for name, data in on_disk.items()},
+                        "model_sha256": st.sha256_bytes(on_disk["model.skops"])}
     model, loaded_manifest = registry.load("20130105-lin")
     assert model == MODEL and loaded_manifest == manifest
-    d = registry.version_dir("20130105-lin")
     assert d == os.path.join(registry.storage.root, "registry", "versions", "20130105-lin")
-    assert sorted(os.listdir(d)) == ["_SUCCESS", "evaluation.json", "manifest.json", "model.pkl"]
+    assert sorted(os.listdir(d)) == ["_SUCCESS", "evaluation.json", "manifest.json", "model.skops", "report.html"]
     assert st.read_json(registry.storage.file(d, "evaluation.json")) == evaluation(True)
+    assert registry.verify("20130105-lin") == {"evaluation.json": "ok", "model.skops": "ok", "report.html": "ok"}
+    assert registry.versions() == ["20130105-lin"]
 
 
 def test_published_version_is_immutable(registry):
-    registry.publish("20130105-lin", dump_model(MODEL), {"n": 1}, evaluation(True))
+    publish(registry)
     d = registry.version_dir("20130105-lin")
     before = files_of(d)
-    again = registry.publish("20130105-lin", dump_model({"other": True}), {"n": 2}, evaluation(False))
-    assert again is False
+    assert publish(registry, model={"other": True}, manifest={"n": 2}, blessed=False) is False
     assert files_of(d) == before
     assert registry.load("20130105-lin")[0] == MODEL
 
 
 def test_unfinished_version_is_not_published_and_can_be_republished(registry):
     d = registry.version_dir("20130105-lin")
-    st.write_bytes(registry.storage.file(d, "model.pkl"), b"half-written")
-    assert registry.is_published("20130105-lin") is False
+    st.write_bytes(registry.storage.file(d, "model.skops"), b"half-written")
+    assert registry.is_published("20130105-lin") is False and registry.versions() == []
     with pytest.raises(rg.RegistryError, match=r"model version 20130105-lin is not published in .*registry "
-                                               r"\(no _SUCCESS flag\); rerun its Deployment task"):
+                                               r"\(no _SUCCESS flag\)"):
         registry.manifest("20130105-lin")
-    assert registry.publish("20130105-lin", dump_model(MODEL), {}, evaluation(True)) is True
+    assert publish(registry) is True
     assert registry.load("20130105-lin")[0] == MODEL
 
 
-def test_load_refuses_a_tampered_model(registry):
-    registry.publish("20130105-lin", dump_model(MODEL), {}, evaluation(True))
-    path = os.path.join(registry.version_dir("20130105-lin"), "model.pkl")
+def test_load_refuses_a_tampered_model_and_verify_names_it(registry):
+    publish(registry)
+    path = os.path.join(registry.version_dir("20130105-lin"), "model.skops")
     with open(path, "wb") as f:
-        f.write(pickle.dumps({"kind": "swapped"}))
+        f.write(dump_model({"kind": "swapped"}))
     with pytest.raises(ModelIntegrityError, match=rf"model file {path} has sha256 .*refusing to load it"):
         registry.load("20130105-lin")
+    assert registry.verify("20130105-lin")["model.skops"] == "changed"
+    os.remove(os.path.join(registry.version_dir("20130105-lin"), "report.html"))
+    assert registry.verify("20130105-lin")["report.html"] == "missing"
+    with pytest.raises(rg.RegistryError, match="fails its sha256 check"):
+        registry.override("20130105-lin", D(2013, 1, 6), "promoted", "try it")
+
+
+def test_publish_needs_a_model_file(registry):
+    with pytest.raises(rg.RegistryError, match="a version needs model.skops"):
+        registry.publish("20130105-lin", {"evaluation.json": b"{}"}, {})
 
 
 def test_load_of_unknown_version_raises(registry):
@@ -139,11 +156,8 @@ def test_move_alias_forward_and_history(registry):
     assert (second["version"], second["as_of"], second["previous_version"]) == (
         "20130108-lin", "2013-01-08", "20130105-lin")
 
-    history = os.path.join(registry.base, "history")
-    assert os.listdir(history) and sorted(os.listdir(history)) == [
-        "2013-01-05_20130105-lin.json", "2013-01-08_20130108-lin.json"]
-    assert st.read_json(registry.storage.file(history, "2013-01-05_20130105-lin.json")) == first
-    assert st.read_json(registry.storage.file(history, "2013-01-08_20130108-lin.json")) == second
+    assert first["kind"] == second["kind"] == "deployed"
+    assert registry.history() == [first, second]
 
 
 def test_move_alias_never_moves_backwards_in_time(registry):
@@ -151,7 +165,7 @@ def test_move_alias_never_moves_backwards_in_time(registry):
     current = registry.alias()
     assert registry.move_alias("20130105-lin", D(2013, 1, 5), "late backfill") is False
     assert registry.alias() == current
-    assert sorted(os.listdir(os.path.join(registry.base, "history"))) == ["2013-01-08_20130108-lin.json"]
+    assert registry.history() == [current]
 
 
 def test_move_alias_same_version_same_day_is_a_no_op(registry):
@@ -159,3 +173,55 @@ def test_move_alias_same_version_same_day_is_a_no_op(registry):
     current = registry.alias()
     assert registry.move_alias("20130108-lin", D(2013, 1, 8), "rerun") is False
     assert registry.alias() == current
+
+
+# ---- manual moves: promote and rollback -------------------------------------------------------------
+def test_override_is_recorded_found_for_its_date_and_wins_over_that_dates_decision(registry):
+    for day in (5, 8):
+        publish(registry, version=f"2013010{day}-lin")
+        registry.move_alias(f"2013010{day}-lin", D(2013, 1, day), "blessed")
+    assert registry.override_after(D(2013, 1, 9)) is None
+    record = registry.override("20130105-lin", D(2013, 1, 9), "rolled_back", "bad scores on 01-09")
+    assert registry.override_after(D(2013, 1, 9)) == record == registry.alias()
+    assert (record["kind"], record["version"], record["previous_version"], record["as_of"]) == (
+        "rolled_back", "20130105-lin", "20130108-lin", "2013-01-09")
+    # the nightly decision of 01-09 itself (made before the rollback) can no longer move the alias
+    assert registry.move_alias("20130109-lin", D(2013, 1, 9), "rerun of 01-09") is False
+    # a later decision moves it on
+    assert registry.move_alias("20130110-lin", D(2013, 1, 10), "blessed") is True
+    assert [r["kind"] for r in registry.history()] == ["deployed", "deployed", "rolled_back", "deployed"]
+
+
+def test_override_refuses_unpublished_versions_and_unknown_kinds(registry):
+    with pytest.raises(rg.RegistryError, match="not published"):
+        registry.override("20990101-x", D(2013, 1, 9), "promoted", "why")
+    publish(registry)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        registry.override("20130105-lin", D(2013, 1, 9), "deployed", "why")
+
+
+def test_rollback_target_skips_versions_already_rolled_back_from(registry):
+    with pytest.raises(rg.RegistryError, match="nothing to roll back"):
+        registry.rollback_target()
+    for day in (3, 5, 8):
+        publish(registry, version=f"2013010{day}-lin")
+        registry.move_alias(f"2013010{day}-lin", D(2013, 1, day), "blessed")
+    assert registry.rollback_target() == "20130105-lin"
+    registry.override("20130105-lin", D(2013, 1, 9), "rolled_back", "first")
+    assert registry.rollback_target() == "20130103-lin"  # not back to 01-08, which was rolled back from
+    registry.override("20130103-lin", D(2013, 1, 9), "rolled_back", "second")
+    assert registry.override_after(D(2013, 1, 9))["version"] == "20130103-lin"  # the latest manual move wins
+    with pytest.raises(rg.RegistryError, match="no earlier version than 20130103-lin"):
+        registry.rollback_target()
+
+
+def test_live_periods_say_which_version_served_which_dates(registry):
+    for day in (3, 5):
+        publish(registry, version=f"2013010{day}-lin")
+        registry.move_alias(f"2013010{day}-lin", D(2013, 1, day), "blessed")
+    registry.override("20130103-lin", D(2013, 1, 5), "rolled_back", "oops")
+    periods = rg.live_periods(registry.history())
+    assert [(p["version"], p["from"], p["to"], p["served"]) for p in periods] == [
+        ("20130103-lin", "2013-01-04", "2013-01-05", True),
+        ("20130105-lin", "2013-01-06", "2013-01-05", False),
+        ("20130103-lin", "2013-01-06", None, True)]

@@ -141,7 +141,7 @@ def test_predict_on_no_rows_is_empty(fitted, data):
 def test_dump_load_round_trip_predicts_the_same(fitted, data):
     estimator, _ = fitted
     blob = tr.dump_model(estimator)
-    loaded = tr.load_model(blob, sha256_bytes(blob), "/reg/v1/model.pkl")
+    loaded = tr.load_model(blob, sha256_bytes(blob), "/reg/v1/model.skops")
     test = data.iloc[1000:1100]
     np.testing.assert_array_equal(tr.predict(loaded, test, NUMERIC, CATEGORICAL),
                                   tr.predict(estimator, test, NUMERIC, CATEGORICAL))
@@ -152,6 +152,74 @@ def test_tampered_model_bytes_are_refused(fitted):
     recorded = sha256_bytes(blob)
     tampered = blob[:-10] + bytes([blob[-10] ^ 0xFF]) + blob[-9:]
     with pytest.raises(tr.ModelIntegrityError,
-                       match=rf"model file /reg/v1/model\.pkl has sha256 {sha256_bytes(tampered)[:12]}\.\.\., but its "
+                       match=rf"model file /reg/v1/model\.skops has sha256 {sha256_bytes(tampered)[:12]}\.\.\., but its "
                              rf"metadata records {recorded[:12]}\.\.\.; .*refusing to load it"):
-        tr.load_model(tampered, recorded, "/reg/v1/model.pkl")
+        tr.load_model(tampered, recorded, "/reg/v1/model.skops")
+
+
+class Untrusted:
+    """A type no allow-list names: skops records it and the loader must refuse it."""
+    def __init__(self):
+        self.payload = [1, 2]
+
+
+def test_model_naming_an_unlisted_type_is_refused_even_with_the_right_sha256():
+    import skops.io as sio
+
+    blob = sio.dumps({"model": Untrusted()})
+    with pytest.raises(tr.ModelIntegrityError, match=r"model file /reg/v2/model\.skops names type\(s\) outside the "
+                                                     r"allow-list: \['tests\.pipeline\.test_training\.Untrusted'\]"):
+        tr.load_model(blob, sha256_bytes(blob), "/reg/v2/model.skops")
+
+
+def test_a_pickle_file_is_not_loaded_even_with_the_right_sha256():
+    import pickle
+
+    blob = pickle.dumps({"kind": "pickled"})
+    with pytest.raises(tr.ModelIntegrityError, match=r"/reg/v3/model\.skops is not a readable skops file"):
+        tr.load_model(blob, sha256_bytes(blob), "/reg/v3/model.skops")
+
+
+def test_code_version_fingerprints_the_source():
+    version = tr.code_version()
+    assert len(version["source_sha256"]) == 64 and version["package"] != ""
+
+
+# ---- the challenger, with and without tuning -----------------------------------------------------
+def dated(n: int, days: int, seed: int = 0) -> pd.DataFrame:
+    frame = synthetic(n, seed)
+    day = [(D(2013, 1, 1) + dt.timedelta(days=int(i * days / n))).isoformat() for i in range(n)]
+    return frame.assign(date=pd.Series(day, dtype="string"))
+
+
+def test_fit_candidate_without_tuning_is_the_configured_model():
+    model, meta = tr.fit_candidate(dated(1200, 12), synthetic(300, 5), NUMERIC, CATEGORICAL, "late", HP, 0, 0)
+    assert meta["family"] == "hgb" and meta["model_params"]["max_iter"] == 30
+    assert meta["tuning"] == {"trials": [], "best": None}
+    assert model.named_steps["model"].max_iter == 30
+
+
+def test_fit_candidate_with_tuning_records_every_trial_and_trains_the_best():
+    tuning = {"trials": 4, "families": ["hgb", "logreg"], "folds": 2, "seed": 0}
+    model, meta = tr.fit_candidate(dated(1600, 16), synthetic(300, 5), NUMERIC, CATEGORICAL, "late", HP, 0, 0,
+                                   tuning=tuning)
+    trials = meta["tuning"]["trials"]
+    assert len(trials) == 4 and {t["family"] for t in trials} == {"hgb", "logreg"}
+    assert all(len(t["fold_roc_auc"]) == 2 for t in trials)
+    best = max(trials, key=lambda t: t["mean_roc_auc"])
+    assert meta["tuning"]["best"]["trial"] == best["trial"]
+    assert (meta["family"], meta["model_params"]) == (best["family"], best["params"])
+    # whichever family won, its artifact passes the loader's allow-list and predicts the same
+    blob = tr.dump_model(model)
+    loaded = tr.load_model(blob, sha256_bytes(blob), "/reg/v4/model.skops")
+    test = synthetic(200, 9)
+    np.testing.assert_array_equal(tr.predict(loaded, test, NUMERIC, CATEGORICAL),
+                                  tr.predict(model, test, NUMERIC, CATEGORICAL))
+
+
+def test_model_bytes_are_reproducible_across_copies(fitted):
+    import copy
+
+    estimator, _ = fitted
+    clone = copy.deepcopy(estimator)  # other object ids, as in another process
+    assert tr.dump_model(clone) == tr.dump_model(estimator)

@@ -155,11 +155,20 @@ def _decisions(days):
     return [st.read_json(Deployment(date=d).output()) for d in days]
 
 
+def _alias_history():
+    from pipeline.registry import Registry
+
+    return [{k: r[k] for k in ("version", "as_of", "kind", "reason", "previous_version")}
+            for r in Registry(get_storage()).history()]
+
+
 def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline, monkeypatch, tmp_path):
     days = [D(2013, 1, 5), D(2013, 1, 6), D(2013, 1, 7)]
     result, _ = build([NightlyPipeline(date=days[-1])])
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     first = _decisions(days)
+    first_history = _alias_history()
+    assert first_history and first_history[0]["as_of"] == "2013-01-05"
     first_models = {d["production_version"]: st.read_json(get_storage().target(os.path.join(
         get_storage().root, "registry", "versions", d["production_version"], "manifest.json")))["model_sha256"]
         for d in first if d["production_version"]}
@@ -170,8 +179,9 @@ def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline,
     result, _ = build([NightlyPipeline(date=days[-1])], workers=2)
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     second = _decisions(days)
-    assert [(d["blessed"], d["production_version"]) for d in second] == \
-        [(d["blessed"], d["production_version"]) for d in first]
+    assert [(d["blessed"], d["production_version"], d["reasons"]) for d in second] == \
+        [(d["blessed"], d["production_version"], d["reasons"]) for d in first]
+    assert _alias_history() == first_history  # same versions, dates, reasons (bootstrap figures included)
     for version, sha in first_models.items():
         manifest = st.read_json(get_storage().target(os.path.join(
             get_storage().root, "registry", "versions", version, "manifest.json")))

@@ -1,0 +1,83 @@
+"""The model lifecycle through `mlpipe` on a short real pipeline: alerts failing the run with
+their own exit code, the registry commands, a rollback honoured by the next nightly run, and a
+tampered artifact refused. Everything is asserted on outputs read back from storage."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+
+from pipeline import registry as rg
+from pipeline import storage as st
+from pipeline.training import ModelIntegrityError
+from tasks import Deployment, ModelEvaluation, ModelMonitoring, Predictions
+from tasks.cli import main
+from tasks.config import get_storage
+from tests.conftest import SMALL
+
+D = dt.date
+
+
+def test_alerts_rollback_and_tampering(small_pipeline, luigi_config, tmp_path, capsys):
+    luigi_config({**SMALL, "gate": {"min_roc_auc": 0.5, "tolerance": 1.0},  # every challenger is blessed
+                  "monitor": {"min_auc": 0.99, "fail_on_alert": "true"},   # every day raises an alert
+                  "core": {"no_lock": "true"}})  # several runs in this one process
+    summary_file = tmp_path / "summary.json"
+    assert main(["run", "--date", "2013-01-07", "--summary", str(summary_file)]) == 50
+    summary = json.loads(summary_file.read_text())
+    assert summary["exit_class"] == "monitoring_alert" and summary["exit_code"] == 50
+    assert any(a.startswith("realized ROC AUC") and a.endswith("< 0.99") for a in summary["alerts"])
+
+    reg = rg.Registry(get_storage())
+    decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).output()) for d in (5, 6, 7)}
+    versions = [decisions[d]["production_version"] for d in (5, 6, 7)]
+    assert reg.versions() == versions and all(decisions[d]["blessed"] for d in (5, 6, 7))
+    comparison = decisions[7]["comparison"]
+    assert comparison["metric"] == "roc_auc" and comparison["ci_low"] <= comparison["difference"] <= comparison["ci_high"]
+    assert reg.alias()["version"] == versions[2]
+    capsys.readouterr()
+
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{versions[0]}  " in out and "2013-01-06..2013-01-06" in out and f"{versions[2]}" in out
+    assert "<- production" in out.splitlines()[-1]
+
+    assert main(["models", "rollback", "--reason", "late scores looked wrong"]) == 0
+    assert f"production is now {versions[1]} (was {versions[2]})" in capsys.readouterr().out
+    alias = reg.alias()
+    assert (alias["version"], alias["kind"], alias["as_of"], alias["reason"]) == (
+        versions[1], "rolled_back", "2013-01-07", "late scores looked wrong")
+    assert [r["kind"] for r in reg.history()] == ["deployed", "deployed", "deployed", "rolled_back"]
+
+    # the next nightly run compares its challenger with, and scores with, the rolled-back model
+    assert main(["run", "--date", "2013-01-08"]) == 50
+    assert st.read_json(ModelEvaluation(date=D(2013, 1, 8)).record())["production_version"] == versions[1]
+    assert st.read_json(Deployment(date=D(2013, 1, 8)).output())["production_version_before"] == versions[1]
+    scored_by = st.read_parquet(Predictions(date=D(2013, 1, 8)).output())["model_version"].unique().tolist()
+    assert scored_by == [versions[1]]
+    capsys.readouterr()
+    assert main(["models", "which", "--date", "2013-01-08"]) == 0
+    assert f"2013-01-08: scored by {versions[1]}" in capsys.readouterr().out
+    assert main(["models", "show", versions[1]]) == 0
+    shown = capsys.readouterr().out
+    assert "model.skops ok" in shown and "rolled_back       serving 2013-01-08..2013-01-08" in shown
+
+    # a changed model file is refused by every reader, and `models show` says which file changed
+    model_path = os.path.join(reg.version_dir(versions[1]), "model.skops")
+    with open(model_path, "r+b") as fh:
+        fh.seek(100)
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelIntegrityError, match=rf"model file {model_path} has sha256"):
+        reg.load(versions[1])
+    assert main(["models", "show", versions[1]]) == 1
+    assert "model.skops changed" in capsys.readouterr().out
+    assert main(["models", "promote", versions[1], "--reason", "try"]) == 1
+    assert "fails its sha256 check" in capsys.readouterr().err
+    os.remove(Predictions(date=D(2013, 1, 8)).output().path)
+    os.remove(ModelMonitoring(date=D(2013, 1, 8)).output().path)
+    assert main(["run", "--date", "2013-01-08"]) == 30  # task_failed: Predictions refuses the model
+    assert not Predictions(date=D(2013, 1, 8)).output().exists()
