@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+bash scripts/install-browser.sh >&2   # headless Chromium for the HTML report tests
 exec python -m pytest "$@"

@@ -1,6 +1,6 @@
 """The model lifecycle through `mlpipe` on a short real pipeline: alerts failing the run with
-their own exit code, the registry commands, a rollback honoured by the next nightly run, and a
-tampered artifact refused. Everything is asserted on outputs read back from storage."""
+their own exit code, the registry commands, a rollback honoured by the next nightly run, the
+monitoring report as headless Chromium renders it, and a tampered artifact refused. Everything is asserted on outputs read back from storage."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,11 +16,13 @@ from tasks import Deployment, ModelEvaluation, ModelMonitoring, Predictions
 from tasks.cli import main
 from tasks.config import get_storage
 from tests.conftest import SMALL
+from tests.test_report_browser import _dashboard_problems, _require_chromium, _shot
 
 D = dt.date
 
 
-def test_alerts_rollback_and_tampering(small_pipeline, luigi_config, tmp_path, capsys):
+def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_path, capsys):
+    _require_chromium()
     luigi_config({**SMALL, "gate": {"min_roc_auc": 0.5, "tolerance": 1.0},  # every challenger is blessed
                   "monitor": {"min_auc": 0.99, "fail_on_alert": "true"},   # every day raises an alert
                   "core": {"no_lock": "true"}})  # several runs in this one process
@@ -60,6 +62,15 @@ def test_alerts_rollback_and_tampering(small_pipeline, luigi_config, tmp_path, c
     capsys.readouterr()
     assert main(["models", "which", "--date", "2013-01-08"]) == 0
     assert f"2013-01-08: scored by {versions[1]}" in capsys.readouterr().out
+    report_file = tmp_path / "report.html"
+    assert main(["report", "--start", "2013-01-05", "--end", "2013-01-09", "--output", str(report_file)]) == 0
+    assert "2 monitored day(s), 3 without monitoring output"  # 07 and 08 were run in capsys.readouterr().out
+    page = report_file.read_text()
+    assert page.count("data:image/png;base64,") == 3  # performance timeline, drift, current model
+    assert "rolled back" in page and "late scores looked wrong" in page and versions[1] in page and "2013-01-09" in page
+    shot = _shot(tmp_path, "lifecycle-report", page)
+    assert _dashboard_problems(shot) == []
+
     assert main(["models", "show", versions[1]]) == 0
     shown = capsys.readouterr().out
     assert "model.skops ok" in shown and "rolled_back       serving 2013-01-08..2013-01-08" in shown
