@@ -146,3 +146,17 @@ def test_realized_over_pools_days_and_counts_left_out_rows():
 def test_realized_over_no_days():
     r = mon.realized_over([], "late")
     assert (r["days"], r["rows_total"], r["rows"], r["roc_auc"]) == (0, 0, 0, None)
+
+
+def test_psi_near_zero_on_a_new_sample_of_the_same_distribution_and_large_when_shifted(reference):
+    _, scores, prof = reference
+    rng = np.random.default_rng(42)
+    same = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.normal(size=1000),
+                         "cat": pd.Series(rng.choice(["u", "v", "w"], size=1000), dtype="string")})
+    shifted = same.assign(a=same["a"] + 1.0,  # one standard deviation
+                          cat=pd.Series(rng.choice(["u", "v", "w"], size=1000, p=[0.8, 0.1, 0.1]), dtype="string"))
+    calm = mon.drift(prof, same, rng.uniform(0, 0.5, size=1000))
+    moved = mon.drift(prof, shifted, rng.uniform(0.3, 0.8, size=1000))
+    assert max(calm["feature_psi"].values()) < 0.05 and calm["prediction_psi"] < 0.05
+    assert moved["feature_psi"]["a"] > 0.5 and moved["feature_psi"]["cat"] > 0.5
+    assert moved["feature_psi"]["b"] < 0.05 and moved["prediction_psi"] > 1.0
