@@ -12,8 +12,9 @@ KINDS = ("int", "float", "string")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a table. Row-level rules (nullable, min, max, allowed, pattern) quarantine
-    the rows that break them; max_null_fraction is a column-level rule that fails the day."""
+    """One column of a table. Row-level rules (nullable, min, max, allowed, pattern,
+    datetime_format) quarantine the rows that break them; max_null_fraction is a column-level rule
+    that fails the day. `datetime_format` (strptime codes) makes a string column's values dates."""
     name: str
     kind: str
     nullable: bool = True
@@ -22,10 +23,13 @@ class Column:
     allowed: frozenset[str] | None = None
     pattern: str | None = None
     max_null_fraction: float | None = None
+    datetime_format: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"column {self.name!r}: kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind != "string" and (self.pattern is not None or self.datetime_format is not None):
+            raise ValueError(f"column {self.name!r}: pattern and datetime_format apply to string columns only")
 
 
 @dataclass(frozen=True)

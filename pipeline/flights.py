@@ -12,6 +12,9 @@ from pipeline.contracts import Column, RowCheck, TableContract
 NAME = "flights"
 ORIGINS = frozenset({"EWR", "JFK", "LGA"})
 LATE_MINUTES = 15
+# time_hour, the scheduled hour in UTC, is checked as a timestamp, not taken as free text: a garbled
+# value, or one cut off at the end of a truncated file (it is the files' last field), is quarantined.
+TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _valid_hhmm(series: pd.Series) -> pd.Series:
@@ -42,7 +45,7 @@ FLIGHTS = TableContract(
         Column("distance", "float", nullable=False, min=1, max=6000),
         Column("hour", "int", nullable=False, min=0, max=23),
         Column("minute", "int", nullable=False, min=0, max=59),
-        Column("time_hour", "string"),
+        Column("time_hour", "string", nullable=False, datetime_format=TIME_HOUR_FORMAT),
     ),
     key=("carrier", "flight", "origin", "sched_dep_time"),
     checks=(
@@ -75,7 +78,7 @@ WEATHER = TableContract(
         Column("precip", "float", min=0, max=10),
         Column("pressure", "float", min=900, max=1100),
         Column("visib", "float", min=0, max=10),
-        Column("time_hour", "string"),
+        Column("time_hour", "string", nullable=False, datetime_format=TIME_HOUR_FORMAT),
     ),
     key=("origin", "hour"),
     # Weather is auxiliary: a day without observations (2013-12-31 in the real data) gives

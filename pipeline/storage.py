@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
@@ -148,7 +149,7 @@ class Storage:
         if scheme == "hdfs":
             return _hdfs_list(self.hdfs_client(prefix), prefix)
         found = set()
-        for base, _, files in os.walk(prefix):
+        for base, _, files in os.walk(prefix, onerror=_raise_walk_error):
             found.update(os.path.join(base, name) for name in files)
         return found
 
@@ -160,10 +161,17 @@ class Storage:
 
     def remove(self, path: str) -> None:
         target = self.target(path)
-        if target.exists():
-            if scheme_of(path) == "hdfs":
+        if not target.exists():
+            return
+        scheme = scheme_of(path)
+        if scheme == "hdfs":
+            with hdfs_errors(path, target.fs):
                 target.fs.remove(target.path, recursive=True, skip_trash=True)
-            else:
+        elif scheme == "s3":
+            with s3_errors(path, target.fs):
+                target.fs.remove(target.path, recursive=True)
+        else:
+            with local_errors(target.path, "remove"):
                 target.fs.remove(target.path, recursive=True)
 
 
@@ -210,24 +218,38 @@ class S3Target(luigi.contrib.s3.S3Target):
             return super().open(mode)
 
 
+S3_UNREACHABLE_HINT = ("check that the endpoint is up and that [s3] endpoint_url and region_name in luigi.cfg "
+                       "point at it; a task that fails this way while running is retried as set in luigi.cfg "
+                       "[scheduler] retry_count / retry_delay, otherwise rerun once the endpoint is back")
+_S3_SERVER_ERRORS = ("500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown")
+
+
+def s3_endpoint(client) -> str:
+    """The endpoint URL a luigi S3Client talks to, for messages."""
+    try:
+        return client.s3.meta.client.meta.endpoint_url
+    except Exception:  # noqa: BLE001 - only for the message
+        return "the configured endpoint"
+
+
 @contextlib.contextmanager
 def s3_errors(path: str, client):
+    """Turn botocore/boto3 errors for `path` into FileNotFoundError or a StorageError naming the
+    endpoint, the bucket and what to check."""
+    import boto3.exceptions
     import botocore.exceptions as bx
 
-    def endpoint() -> str:
-        try:
-            return client.s3.meta.client.meta.endpoint_url
-        except Exception:  # noqa: BLE001 - only for the message
-            return "the configured endpoint"
+    def endpoint() -> str:  # only when there is an error to report
+        return s3_endpoint(client)
 
     try:
         yield
     except luigi.contrib.s3.FileNotFoundException as exc:
         raise FileNotFoundError(f"{path} does not exist") from exc
-    except bx.EndpointConnectionError as exc:
+    except (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError) as exc:
+        # refused or dropped connections, timeouts, a response cut off: the endpoint is down or unreachable
         raise StorageError(
-            f"cannot reach the S3 endpoint {endpoint()} for {path}: {exc}; check [s3] endpoint_url "
-            "and region_name in luigi.cfg and that the endpoint is up") from exc
+            f"cannot reach the S3 endpoint {endpoint()} for {path}: {exc}; {S3_UNREACHABLE_HINT}") from exc
     except bx.NoCredentialsError as exc:
         raise StorageError(
             f"no AWS credentials for {path} ({endpoint()}): set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -245,7 +267,12 @@ def s3_errors(path: str, client):
             raise StorageError(
                 f"access to {path} at {endpoint()} was refused ({code}); check the AWS credentials "
                 "(environment, AWS_PROFILE or instance role) and the bucket policy") from exc
+        if code in _S3_SERVER_ERRORS:
+            raise StorageError(f"the S3 endpoint {endpoint()} failed ({code}) for {path}: {exc}; "
+                               f"{S3_UNREACHABLE_HINT}") from exc
         raise StorageError(f"S3 request for {path} at {endpoint()} failed: {exc}") from exc
+    except boto3.exceptions.S3UploadFailedError as exc:
+        raise StorageError(f"upload of {path} to {endpoint()} failed: {exc}; {S3_UNREACHABLE_HINT}") from exc
 
 
 @contextlib.contextmanager
@@ -265,6 +292,66 @@ def hdfs_errors(path: str, client):
             "the host:port in the root URL or [hdfs] namenode_host / [webhdfs] port in luigi.cfg") from exc
 
 
+_FULL = {errno.ENOSPC: "the disk is full: free space on the filesystem holding {dir} (df -h {dir}) or move "
+                       "[storage] root in luigi.cfg / MLPIPE_ROOT to a larger one, then rerun",
+         errno.EDQUOT: "the disk quota of the user running the pipeline is exhausted: free space or raise the "
+                       "quota (quota -s), then rerun",
+         errno.EFBIG: "the file is larger than the file-size limit of the process (ulimit -f) or of the "
+                      "filesystem: raise the limit, then rerun"}
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@contextlib.contextmanager
+def local_errors(path: str, action: str):
+    """Turn OSErrors on a local path (disk full, permission denied, a file where a directory
+    should be) into a StorageError that names the path and what to do; a missing file stays
+    FileNotFoundError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise local_storage_error(path, action, exc) from exc
+
+
+def local_storage_error(path: str, action: str, exc: OSError) -> StorageError:
+    reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+    if isinstance(exc.filename, str) and not exc.filename.startswith(path):  # not its own temporary name
+        reason += f" (at {exc.filename})"
+    if exc.errno in _FULL:
+        todo = _FULL[exc.errno].format(dir=os.path.dirname(path) or ".")
+    elif exc.errno in _DENIED:
+        todo = (f"the user running the pipeline (uid {os.geteuid()}) may not {action} there: fix the "
+                "permissions or mount (ls -ld, lsattr) or point [storage] root in luigi.cfg / MLPIPE_ROOT at "
+                "a writable directory, then rerun")
+    elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        blocker = _blocking_file(path)
+        todo = (f"{blocker} is a file where a directory is expected: move it away or point [storage] root in "
+                "luigi.cfg / MLPIPE_ROOT elsewhere, then rerun" if blocker else
+                "a directory stands where a file is expected (or the reverse): remove it, then rerun")
+    else:
+        todo = "check the disk and the storage root ([storage] root in luigi.cfg or MLPIPE_ROOT), then rerun"
+    return StorageError(f"cannot {action} {path}: {reason}; {todo}")
+
+
+def _blocking_file(path: str) -> str | None:
+    """The nearest ancestor of `path` that exists but is not a directory, if any."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and parent != os.path.dirname(parent):
+        if os.path.lexists(parent):
+            return None if os.path.isdir(parent) else parent
+        parent = os.path.dirname(parent)
+    return None
+
+
+def _raise_walk_error(exc: OSError) -> None:
+    """os.walk's error handler: a prefix that does not exist (or is a file) lists as empty, any
+    other error (permission denied, I/O) is raised instead of being silently skipped."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return
+    raise local_storage_error(exc.filename or "?", "list", exc) from exc
+
+
 # ---- reading and writing through targets (atomic: temp name, then rename) -----------------
 def write_bytes(target, data: bytes) -> None:
     """Write `data` so that the final name appears only complete: local and S3 through luigi's
@@ -278,8 +365,15 @@ def write_bytes(target, data: bytes) -> None:
                 out.write(data)
         return
     _ensure_parent(target)
-    with target.open("w") as out:
-        out.write(data)
+    with local_errors(target.path, "write"):
+        out = target.open("w")  # luigi's atomic_file: a temporary name, renamed on close
+        try:
+            out.write(data)
+            out.close()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(out.tmp_path)  # no partial temporary file left on a full disk
+            raise
 
 
 def read_bytes(target) -> bytes:
@@ -291,7 +385,7 @@ def read_bytes(target) -> bytes:
         with s3_errors(target.path, target.fs):
             with target.open("r") as src:
                 return src.read()
-    with target.open("r") as src:
+    with local_errors(target.path, "read"), target.open("r") as src:
         return src.read()
 
 
@@ -332,7 +426,7 @@ def write_parquet(target, df: pd.DataFrame) -> None:
     multipart upload, so the object appears whole or not at all)."""
     if isinstance(target, S3Target):
         fs, key = pyarrow_s3(target)
-        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, fs):
+        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, s3_endpoint(target.fs)):
             df.to_parquet(key, index=False, engine="pyarrow", filesystem=fs)
         return
     buf = io.BytesIO()
@@ -343,7 +437,7 @@ def write_parquet(target, df: pd.DataFrame) -> None:
 def read_parquet(target, columns: list[str] | None = None) -> pd.DataFrame:
     if isinstance(target, S3Target):
         fs, key = pyarrow_s3(target)
-        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, fs):
+        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, s3_endpoint(target.fs)):
             return pd.read_parquet(key, columns=columns, engine="pyarrow", filesystem=fs)
     return parquet_from_bytes(read_bytes(target), columns)
 
@@ -368,18 +462,29 @@ def pyarrow_s3(target) -> tuple[Any, str]:
     return _PYARROW_S3[key], target.path.split("://", 1)[1]
 
 
+# What the AWS SDK (under pyarrow) says when it gets no answer from the endpoint.
+_PYARROW_UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
+                        "Connection reset", "Operation timed out", "Timeout was reached", "SERVICE_UNAVAILABLE",
+                        "curlCode: 7", "curlCode: 28", "curlCode: 52", "curlCode: 56")
+
+
 @contextlib.contextmanager
-def _pyarrow_errors(path: str, fs):
+def _pyarrow_errors(path: str, endpoint: str):
     try:
         yield
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{path} does not exist") from exc
     except OSError as exc:
-        if "NoSuchBucket" in str(exc) or "does not exist" in str(exc):
-            raise StorageError(f"S3 bucket '{urlsplit(path).netloc}' does not exist (path {path}); create it "
-                               "or fix [storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
-        raise StorageError(f"S3 request for {path} through pyarrow failed: {exc}; check [s3] endpoint_url "
-                           "and region_name in luigi.cfg, the credentials, and that the endpoint is up") from exc
+        text = str(exc)
+        if any(sign in text for sign in _PYARROW_UNREACHABLE):
+            raise StorageError(f"cannot reach the S3 endpoint {endpoint} for {path}: {text}; "
+                               f"{S3_UNREACHABLE_HINT}") from exc
+        if "NoSuchBucket" in text or "does not exist" in text:
+            raise StorageError(f"S3 bucket '{urlsplit(path).netloc}' does not exist at {endpoint} (path {path}); "
+                               "create it or fix [storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
+        raise StorageError(f"S3 request for {path} at {endpoint} (through pyarrow) failed: {text}; check [s3] "
+                           "endpoint_url and region_name in luigi.cfg, the credentials, and that the endpoint "
+                           "is up") from exc
 
 
 def parquet_from_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
@@ -395,9 +500,12 @@ def _ensure_parent(target) -> None:
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
+        blocker = _blocking_file(target.path)
+        why = f"{blocker} is a file, not a directory" if blocker else exc.strerror
         raise StorageError(
-            f"cannot create directory {parent!r}: {exc.strerror}; check that the storage root "
-            "([storage] root in luigi.cfg or MLPIPE_ROOT) is writable") from exc
+            f"cannot create directory {parent!r}: {why}; check that the storage root "
+            "([storage] root in luigi.cfg or MLPIPE_ROOT) is writable"
+            + (" and has free space" if exc.errno in _FULL else "")) from exc
 
 
 def _json_default(obj: Any) -> Any:

@@ -34,7 +34,7 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
     if missing:
         raise ContractViolation(
             f"{source}: missing required column(s) {missing} of table '{contract.name}' "
-            "(rule: required_columns)")
+            "(rule: required_columns); ask the upstream system to re-deliver the file with them")
     n = len(df)
     if n < contract.min_rows:
         raise ContractViolation(
@@ -57,7 +57,8 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             raise ContractViolation(
                 f"{source}: column '{col.name}' is null in {int(df[col.name].isna().sum())} of {n} "
                 f"rows ({null_rates[col.name]:.1%}), above the contract's limit of "
-                f"{col.max_null_fraction:.1%} (rule: max_null_fraction)")
+                f"{col.max_null_fraction:.1%} (rule: max_null_fraction); check the upstream export "
+                "of that column and ask for a re-delivery")
 
     n_bad = int(bad.sum())
     if n and n_bad / n > contract.max_bad_fraction:
@@ -65,7 +66,8 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
         raise ContractViolation(
             f"{source}: {n_bad} of {n} rows ({n_bad / n:.1%}) of table '{contract.name}' break the "
             f"contract, above the limit of {contract.max_bad_fraction:.1%} (rule: max_bad_fraction); "
-            f"rows per rule: {worst}")
+            f"rows per rule: {worst}; nothing of the day is used: fix the file or ask the upstream "
+            "system to re-deliver it, then rerun")
 
     warnings = _row_count_warnings(n, contract, recent_row_counts)
     clean = df.loc[~bad].drop(columns=[PARSE_ERRORS], errors="ignore").reset_index(drop=True)
@@ -106,13 +108,18 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
             regex = re.compile(col.pattern)
             matches = s.astype("string").str.fullmatch(regex.pattern)
             out[f"pattern:{col.name}"] = s.notna() & ~matches.fillna(False).astype(bool)
+        if col.datetime_format is not None:
+            parsed = pd.to_datetime(s.astype("object"), format=col.datetime_format, errors="coerce")
+            out[f"datetime:{col.name}"] = s.notna() & pd.Series(parsed, index=df.index).isna()
     for check in contract.checks:
         out[check.name] = ~check.valid(df).fillna(False).astype(bool)
     if contract.date_columns and date is not None:
         y, m, d = contract.date_columns
         out["partition_date"] = ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False)
     if contract.key:
-        out[f"duplicate_key:{','.join(contract.key)}"] = df.duplicated(list(contract.key), keep="first")
+        # A row with a null key part is no duplicate of anything (not_null rules catch the null).
+        key = list(contract.key)
+        out[f"duplicate_key:{','.join(contract.key)}"] = df.duplicated(key, keep="first") & df[key].notna().all(axis=1)
     return {rule: pd.Series(np.asarray(mask, dtype=bool), index=df.index) for rule, mask in out.items()}
 
 

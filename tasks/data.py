@@ -1,4 +1,10 @@
-"""Data collection and storage: landing files, typed raw partitions, validated clean partitions."""
+"""Data collection and storage: landing files, typed raw partitions, validated clean partitions.
+
+Each raw partition records which delivery of its landing file it was parsed from (path, size,
+sha256: `landing.json` beside it) and the validation report repeats the sha256. A landing file
+re-delivered with other content is parsed again only while nothing was built from the earlier
+delivery; once its day was validated, the change fails the day's CleanPartition with the
+`mlpipe invalidate` command that reprocesses it, so old and new data are never mixed."""
 from __future__ import annotations
 
 import luigi
@@ -9,6 +15,11 @@ from pipeline.landing import landing_file
 from tasks.base import DailyTask, StorageMixin, dataset, days_back, pipeline, st
 
 RECENT_DAYS = 7
+LANDING_RECORD = "landing.json"
+
+
+class LandingFileChanged(RuntimeError):
+    """A landing file was re-delivered with other content after its day had been validated."""
 
 
 def _contract(table: str, reference: bool = False):
@@ -30,15 +41,35 @@ class LandingFile(StorageMixin, luigi.ExternalTask):
 
 
 class _Ingest:
+    def record_target(self):
+        return self.store.file(self.output().path.rsplit("/", 1)[0], LANDING_RECORD)
+
+    def landing_record(self) -> dict | None:
+        """Which delivery of the landing file the stored partition was parsed from, if recorded."""
+        target = self.record_target()
+        return st.read_json(target) if target.exists() else None
+
     def ingest(self, reference: bool) -> None:
         source = self.input().path
-        frame = ingest.parse_landing_file(st.read_bytes(self.input()), source, _contract(self.table, reference))
+        data = st.read_bytes(self.input())
+        frame = ingest.parse_landing_file(data, source, _contract(self.table, reference))
+        record = {**ingest.landing_record(data, source), "rows": len(frame),
+                  "rows_with_parse_errors": int(frame[ingest.PARSE_ERRORS].notna().sum())}
+        previous = self.landing_record()
+        if previous and previous["sha256"] != record["sha256"]:
+            earlier = {k: v for k, v in previous.items() if k != "replaces"}
+            record["replaces"] = [earlier] + previous.get("replaces", [])
         st.write_parquet(self.output(), frame)
-        self.set_status_message(f"{len(frame)} rows ingested from {source}")
+        st.write_json(self.record_target(), record)  # last: a partition without it is parsed again
+        self.set_status_message(f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
+                                + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
 
 
 class RawPartition(DailyTask, _Ingest):
-    """A day's landing file as typed Parquet in the raw zone (immutable once written)."""
+    """A day's landing file as typed Parquet in the raw zone, with the record of the delivery it
+    was parsed from. Parsed again only while the day has no clean partition and the landing
+    file's content differs from the record (a re-delivery after a failed validation, or after
+    `mlpipe invalidate --stage clean`)."""
     table = luigi.Parameter(description="Daily table name, e.g. flights or weather")
 
     def requires(self):
@@ -46,6 +77,17 @@ class RawPartition(DailyTask, _Ingest):
 
     def output(self):
         return self.store.file(self.store.partition("raw", self.table, self.date), "part-0.parquet")
+
+    def complete(self):
+        if not self.output().exists():
+            return False
+        if CleanPartition(table=self.table, date=self.date).output().exists():
+            return True  # validated: a later re-delivery is reported by CleanPartition, not parsed
+        recorded = self.landing_record()
+        if recorded is None:
+            return False
+        landing = self.input()
+        return not landing.exists() or st.sha256_bytes(st.read_bytes(landing)) == recorded["sha256"]
 
     def run(self):
         self.ingest(reference=False)
@@ -83,8 +125,10 @@ class _Validate:
         except ContractViolation as exc:
             self.set_status_message(f"FAILED contract: {exc}")
             raise
+        record = self.requires().landing_record() or {}
+        report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes")}
         st.write_parquet(out["quarantine"], result.quarantine)
-        st.write_json(out["report"], result.report)
+        st.write_json(out["report"], report)
         st.write_parquet(out["clean"], result.clean)
         st.write_flag(out["flag"])
         r = result.report
@@ -114,7 +158,38 @@ class CleanPartition(DailyTask, _Validate):
     def clean_target(self):
         return self.outputs(self.date)["clean"]
 
+    def delivery_change(self) -> tuple[str, str] | None:
+        """(sha256 the day was validated from, sha256 of the landing file now) when the landing
+        file was re-delivered with other content after validation; None when it was not (or
+        when either is unknown: no report, a report from before checksums, no landing file)."""
+        report = self.outputs(self.date)["report"]
+        if not report.exists():
+            return None
+        validated = st.read_json(report).get("landing_sha256")
+        landing = self.requires().input()
+        if not validated or not landing.exists():
+            return None
+        current = st.sha256_bytes(st.read_bytes(landing))
+        return None if current == validated else (validated, current)
+
+    def complete(self):
+        return super().complete() and self.delivery_change() is None
+
     def run(self):
+        change = self.delivery_change()
+        if change:
+            day = self.date.isoformat()
+            message = (
+                f"landing file {self.requires().input().path} was re-delivered with different content "
+                f"after {day} was validated: the day's clean data and everything built from it come from "
+                f"the delivery with sha256 {change[0]}, the file now has sha256 {change[1]}. Nothing was "
+                f"mixed or replaced. To use the new delivery, reprocess the day: `mlpipe invalidate "
+                f"--stage clean --start {day} --end {day} --yes` (it removes {self.table} and every "
+                f"other clean table of {day} and everything downstream; the next run parses the new "
+                f"file into the raw zone again), then rerun; if the re-delivery is a mistake, put the "
+                f"earlier file back instead")
+            self.set_status_message(f"FAILED: {message}")
+            raise LandingFileChanged(message)
         self.validate(self.date, reference=False, recent=self.recent_row_counts())
 
 

@@ -105,7 +105,7 @@ class gate(luigi.Config):  # noqa: N801 - [gate] section
     compare_metric = luigi.ChoiceParameter(choices=sorted(evaluation.HIGHER_IS_BETTER), default="roc_auc",
                                            description="Metric of the challenger-vs-production comparison")
     tolerance = luigi.FloatParameter(
-        default=0.005, description="How much worse than production the challenger may be, at the interval's lower end")
+        default=0.02, description="How much worse than production the challenger may be, at the interval's lower end")
     bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
     confidence = luigi.FloatParameter(default=0.95, description="Confidence of the bootstrap interval")
     seed = luigi.IntParameter(default=0, description="Seed of the bootstrap resampling")
@@ -156,9 +156,12 @@ def load_live(store: st.Storage, date: dt.date):
 
 
 def last_decided(store: st.Storage) -> dt.date | None:
-    """The latest date with a deployment decision under the configured lineage."""
-    prefix = Deployment(date=pipeline().first_deploy_date).output().path.split("/date=")[0]
-    days = [p.split("/date=")[1].split("/")[0] for p in store.list_files(prefix) if "/date=" in p]
+    """The latest date with a deployment decision under the configured lineage. Only a written
+    decision counts, not the temporary file a worker killed while writing one leaves beside it."""
+    output = Deployment(date=pipeline().first_deploy_date).output().path
+    prefix, name = output.split("/date=")[0], output.rsplit("/", 1)[1]
+    days = [p.split("/date=")[1].split("/")[0] for p in store.list_files(prefix)
+            if "/date=" in p and p.endswith("/" + name)]
     return dt.date.fromisoformat(max(days)) if days else None
 
 

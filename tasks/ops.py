@@ -162,7 +162,12 @@ def plan(roots: list) -> list[dict]:
         outputs = flatten(task.output())
         missing = [o.path for o in outputs if not o.exists()]
         external = isinstance(task, luigi.ExternalTask)
-        if outputs and not missing or (not outputs and task.complete()):
+        changed = getattr(task, "delivery_change", lambda: None)() if outputs and not missing else None
+        if changed:
+            action = "run"
+            why = (f"landing file re-delivered (sha256 {changed[0][:12]} -> {changed[1][:12]}): the task fails "
+                   f"until `mlpipe invalidate --stage clean --start {task.date} --end {task.date} --yes`")
+        elif outputs and not missing or (not outputs and task.complete()):
             action, why = "complete", ""
         elif external:
             action, why = "waits", f"missing input {missing[0]} (delivered by the upstream system)"

@@ -53,6 +53,14 @@ def luigi_config():
     Register.clear_instance_cache()
 
 
+@pytest.fixture(autouse=True)
+def no_waiting_for_retries(luigi_config):
+    """luigi.cfg keeps workers alive to retry failed tasks minutes later (the production retry
+    policy); in-process tests want a failure reported at once. tests/test_outages.py runs the
+    real policy in a subprocess."""
+    luigi_config({"worker": {"keep_alive": "false"}})
+
+
 SMALL = {
     "pipeline": {"start_date": "2013-01-01", "warmup_days": 4},
     "FeaturePartition": {"trailing_days": 3},

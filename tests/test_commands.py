@@ -28,6 +28,9 @@ max_iter = 30
 importance_repeats = 1
 [gate]
 min_roc_auc = 0.5
+[worker]
+# failures reported at once, not after luigi.cfg's retry policy (tests/test_outages.py runs that)
+keep_alive = false
 """
 
 
