@@ -50,6 +50,7 @@ def cmd_run(args) -> int:
         code = _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
     if code == ops.SCHEDULER_UNREACHABLE:
         return code
+    code = _done_by_another_worker(code, args.date)
     summary = ops.run_summary(args.date, code, started, timings)
     if code == 0 and summary["alerts"] and ops.fail_on_alert():
         code = ops.MONITORING_ALERT
@@ -64,9 +65,10 @@ def cmd_run(args) -> int:
         print(f"mlpipe: run summary written to {target.path}", file=sys.stderr)
     except (OSError, st.StorageError) as exc:
         print(f"mlpipe: could not store the run summary at {target.path}: {exc}", file=sys.stderr)
-    if args.summary:
-        with open(args.summary, "w") as out:
+    if args.summary:  # written whole or not at all: alerting reads it
+        with open(args.summary + ".tmp", "w") as out:
             json.dump(summary, out, indent=2, sort_keys=True)
+        os.replace(args.summary + ".tmp", args.summary)
         print(f"mlpipe: run summary written to {args.summary}", file=sys.stderr)
     print(f"mlpipe: {args.date} finished with exit code {code} ({summary['exit_class']})", file=sys.stderr)
     return code
@@ -84,6 +86,7 @@ def _run_luigi(task_args: list[str], args) -> int:
     from tasks import ops
 
     argv = ["--module", "tasks", *task_args, "--workers", str(args.workers)]
+    host, port = None, None
     if not args.central:
         argv.append("--local-scheduler")
     else:
@@ -95,9 +98,34 @@ def _run_luigi(task_args: list[str], args) -> int:
             return ops.SCHEDULER_UNREACHABLE
     try:
         run_with_retcodes(argv)
+        code = 0
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    if args.central and code == luigi_retcodes().unhandled_exception and not ops.scheduler_reachable(host, port):
+        print(f"mlpipe: lost the central scheduler (luigid) at {host}:{port} during the run; the outputs "
+              "written so far are complete. Start it (`scripts/luigid.sh start`), wait a minute for it to "
+              "release the tasks of this run, then rerun", file=sys.stderr)
+        return ops.SCHEDULER_UNREACHABLE
+    return code
+
+
+def luigi_retcodes():
+    import luigi.retcodes
+
+    return luigi.retcodes.retcode()
+
+
+def _done_by_another_worker(code: int, date: dt.date) -> int:
+    """0 instead of already_running / not_run when the date's pipeline is complete after all:
+    another worker (a backfill, a second cron run) ran what this one did not."""
+    from tasks import NightlyPipeline
+
+    codes = luigi_retcodes()
+    if code in (codes.already_running, codes.not_run) and NightlyPipeline(date=date).complete():
+        print(f"mlpipe: {date} is complete; another worker ran the tasks this run did not "
+              f"(exit code {code} becomes 0)", file=sys.stderr)
+        return 0
+    return code
 
 
 def cmd_plan(args) -> int:

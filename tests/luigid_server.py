@@ -39,10 +39,13 @@ LUIGID = Path(sys.executable).parent / "luigid"
 
 class LuigidServer:
     """`luigid` started in the foreground as a child process; `stop()` sends SIGTERM, which
-    makes luigid write its state file."""
+    makes luigid write its state file; `kill()` sends SIGKILL (a crash: no state is saved);
+    `restart()` does either and starts it again on the same port, with the same state file."""
 
-    def __init__(self, directory: Path, port: int | None = None, cwd: Path = PROJECT):
+    def __init__(self, directory: Path, port: int | None = None, cwd: Path = PROJECT,
+                 scheduler: dict[str, object] | None = None):
         self.directory = Path(directory).resolve()
+        self.scheduler = scheduler or {}  # more [scheduler] settings for its config
         self.port = port or free_port()
         self.cwd = cwd  # luigid reads luigi.cfg from here, then the overlay
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,14 +57,12 @@ class LuigidServer:
 
     def start(self) -> "LuigidServer":
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        settings = {"record_task_history": True, "state_path": self.state_path, **self.scheduler}
         self.config.write_text(
-            "[scheduler]\n"
-            "record_task_history = True\n"
-            f"state_path = {self.state_path}\n"
-            "[task_history]\n"
-            f"db_connection = sqlite:///{self.history_db}\n")
+            "[scheduler]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
+            + f"[task_history]\ndb_connection = sqlite:///{self.history_db}\n")
         env = {**os.environ, "LUIGI_CONFIG_PATH": str(self.config)}
-        with open(self.log_dir / "luigid.out", "wb") as out:
+        with open(self.log_dir / "luigid.out", "ab") as out:  # kept across restarts
             self.process = subprocess.Popen(
                 [LUIGID, "--address", "127.0.0.1", "--port", str(self.port), "--state-path", str(self.state_path),
                  "--logdir", str(self.log_dir)],
@@ -77,6 +78,22 @@ class LuigidServer:
         if self.process is not None:
             stop(self.process)
             self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: luigid saves nothing."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self, crash: bool = False) -> "LuigidServer":
+        """Stop (SIGTERM; with `crash`, SIGKILL) and start again on the same port; luigid reloads
+        its state file, which only a SIGTERM brings up to date."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        return self.start()
 
     def __enter__(self) -> "LuigidServer":
         return self.start()
