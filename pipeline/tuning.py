@@ -118,7 +118,7 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
     dates = pd.to_datetime(pd.Series(day.to_numpy()[labelled])).dt.date.to_numpy()
     # The folds' matrices do not depend on the spec: build them once.
     data = []
-    for k, (train_days, valid_days) in enumerate(time_folds(list(dates), folds)):
+    for k, (train_days, valid_days) in enumerate(time_folds(list(dates), folds, min_train_days=max(1, min(7, len(set(dates)) - folds)))):
         train, valid = rows.loc[np.isin(dates, train_days)], rows.loc[np.isin(dates, valid_days)]
         if max_train_rows and len(train) > max_train_rows:
             train = train.sample(n=max_train_rows, random_state=random_state)

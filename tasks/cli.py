@@ -394,7 +394,11 @@ def cmd_tune(args) -> int:
         return tuning.search(frame, frame["date"], dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
                              dataset.TARGET, base, args.trials, args.families, args.folds, args.seed,
                              candidate.random_state, candidate.max_train_rows)
-    best, trials = run(None)
+    try:
+        best, trials = run(None)
+    except ValueError as exc:  # too few days or one class in a fold: the message says which
+        print(f"mlpipe tune: {exc}", file=sys.stderr)
+        return 1
     if args.output:
         with open(args.output, "w") as out:
             json.dump({"date": args.date.isoformat(), "best": best, "trials": trials}, out, indent=2)

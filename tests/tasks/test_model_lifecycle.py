@@ -92,3 +92,23 @@ def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_
     os.remove(ModelMonitoring(date=D(2013, 1, 8)).output().path)
     assert main(["run", "--date", "2013-01-08"]) == 30  # task_failed: Predictions refuses the model
     assert not Predictions(date=D(2013, 1, 8)).output().exists()
+
+
+def test_tune_ranks_trials_on_a_dates_training_window(small_pipeline, luigi_config, tmp_path, capsys):
+    import luigi
+
+    from tasks import FeaturePartition
+
+    luigi_config({"core": {"no_lock": "true"}})
+    assert main(["tune", "--date", "2013-01-07", "--trials", "3"]) == 1
+    assert "no feature partition for 5 day(s) of the window (2013-01-02...)" in capsys.readouterr().err
+    assert luigi.build([FeaturePartition(date=D(2013, 1, d)) for d in range(2, 7)], local_scheduler=True)
+    out_file = tmp_path / "trials.json"
+    assert main(["tune", "--date", "2013-01-07", "--trials", "3", "--folds", "2", "--families", "hgb", "logreg",
+                 "--output", str(out_file)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out_file.read_text())
+    assert len(result["trials"]) == 3 and {t["family"] for t in result["trials"]} == {"hgb", "logreg"}
+    assert all(len(t["fold_roc_auc"]) == 2 and 0.4 < t["mean_roc_auc"] < 1 for t in result["trials"])
+    assert result["best"]["mean_roc_auc"] == max(t["mean_roc_auc"] for t in result["trials"])
+    assert "3 trial(s), 2 time-ordered folds over 2013-01-02..2013-01-06" in printed
