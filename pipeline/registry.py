@@ -148,8 +148,9 @@ class Registry:
         if kind not in MANUAL_KINDS:
             raise ValueError(f"kind must be one of {MANUAL_KINDS}, not {kind!r}")
         self.manifest(version)  # raises when not published
-        if not all(v == "ok" for v in self.verify(version).values()):
-            raise RegistryError(f"version {version} fails its sha256 check ({self.verify(version)}): "
+        checks = self.verify(version)
+        if not all(v == "ok" for v in checks.values()):
+            raise RegistryError(f"version {version} fails its sha256 check ({checks}): "
                                 "refusing to put it in production")
         current = self.alias()
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")

@@ -373,9 +373,9 @@ def cmd_models_which(args) -> int:
 def cmd_tune(args) -> int:
     """A larger search than the nightly one, on the training window of --date; prints the trials
     ranked and the luigi.cfg lines of the best. Nothing is deployed."""
-    from pipeline import storage as st, tuning
+    from pipeline import tuning
     from tasks import CandidateModel, FeaturePartition
-    from tasks.base import dataset
+    from tasks.base import dataset, read_frames
     from tasks.config import limit_threads
 
     candidate = CandidateModel(date=args.date)
@@ -386,7 +386,7 @@ def cmd_tune(args) -> int:
               f"`mlpipe backfill --stage features --start {train_days[0]} --end {train_days[-1]}` first",
               file=sys.stderr)
         return 1
-    frame = pd.concat([st.read_parquet(FeaturePartition(date=d).output()) for d in train_days], ignore_index=True)
+    frame = read_frames([FeaturePartition(date=d).output() for d in train_days])
     base = {k: v for k, v in candidate.hyperparameters.__dict__.items() if k != "random_state"}
 
     @limit_threads

@@ -31,13 +31,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.servers import free_port, stop, wait_until_up
+from tests.servers import ChildServer, free_port, wait_until_up
 
 PROJECT = Path(__file__).resolve().parents[1]
 LUIGID = Path(sys.executable).parent / "luigid"
 
 
-class LuigidServer:
+class LuigidServer(ChildServer):
     """`luigid` started in the foreground as a child process; `stop()` sends SIGTERM, which
     makes luigid write its state file; `kill()` sends SIGKILL (a crash: no state is saved);
     `restart()` does either and starts it again on the same port, with the same state file."""
@@ -73,18 +73,6 @@ class LuigidServer:
             self.stop()
             raise RuntimeError(f"{exc}; luigid's output:\n{self.logs()[-3000:]}") from None
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-            self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: luigid saves nothing."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
     def restart(self, crash: bool = False) -> "LuigidServer":
         """Stop (SIGTERM; with `crash`, SIGKILL) and start again on the same port; luigid reloads

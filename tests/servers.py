@@ -53,7 +53,24 @@ def wait_until_down(host: str, port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{host}:{port} still accepts connections after {timeout} s")
 
 
-class MotoServer:
+class ChildServer:
+    """A server run as a child process (`self.process`): `stop()` sends SIGTERM and waits,
+    `kill()` sends SIGKILL (a crash: no clean shutdown)."""
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+class MotoServer(ChildServer):
     """moto's standalone server (`python -m moto.server`), a real S3 HTTP endpoint.
 
     `kill()` crashes it (SIGKILL) and `restart()` starts a new process on the same port. moto keeps
@@ -75,17 +92,9 @@ class MotoServer:
         wait_until_up(self.endpoint + "/moto-api/", self.process)
         return self
 
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-            self.process = None
-
     def kill(self) -> None:
         """Crash the server: SIGKILL, no clean shutdown; returns once the port refuses connections."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        super().kill()
         wait_until_down("127.0.0.1", self.port)
 
     def restart(self) -> "MotoServer":

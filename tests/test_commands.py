@@ -15,7 +15,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-OVERLAY = """
+# The short pipeline of the command tests: deployments from 2013-01-05, tiny models.
+SHORT_PIPELINE = """
 [pipeline]
 start_date = 2013-01-01
 warmup_days = 4
@@ -28,8 +29,10 @@ max_iter = 30
 importance_repeats = 1
 [gate]
 min_roc_auc = 0.5
-[worker]
-# failures reported at once, not after luigi.cfg's retry policy (tests/test_outages.py runs that)
+"""
+# ...with failures reported at once, not after luigi.cfg's retry policy (tests/test_outages.py
+# runs that).
+OVERLAY = SHORT_PIPELINE + """[worker]
 keep_alive = false
 """
 

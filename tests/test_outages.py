@@ -19,25 +19,10 @@ import pytest
 
 from tests.conftest import S3_CREDENTIALS
 from tests.servers import MotoServer
-from tests.test_commands import BIN, PROJECT
+from tests.test_commands import BIN, PROJECT, SHORT_PIPELINE
 
 BUCKET = "nightly-outage"
-# The short pipeline of the command tests (deployments from 2013-01-05, tiny models), repeated here
-# so that these runs take their retry policy ([scheduler], [worker]) from luigi.cfg and nowhere else.
-SHORT_PIPELINE = """
-[pipeline]
-start_date = 2013-01-01
-warmup_days = 4
-[FeaturePartition]
-trailing_days = 3
-[CandidateModel]
-window_days = 6
-holdout_days = 1
-max_iter = 30
-importance_repeats = 1
-[gate]
-min_roc_auc = 0.5
-"""
+# SHORT_PIPELINE leaves the retry policy ([scheduler], [worker]) to luigi.cfg.
 DATE = "2013-01-06"  # the second deployment day: scored by the model deployed on 2013-01-05
 FAILED = re.compile(r"Worker Worker\(.*?\) failed    (.+)$", re.M)
 DONE = re.compile(r"Worker Worker\(.*?\) done      (.+)$", re.M)
