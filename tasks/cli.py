@@ -36,6 +36,28 @@ def cmd_land_demo(args) -> int:
     return 0
 
 
+def cmd_land_synthetic(args) -> int:
+    from pipeline.synthetic import Drift, land_synthetic
+    from tasks.config import get_storage
+
+    if args.drift_start is None and (args.drift_shift_minutes is not None or args.drift_delay_minutes is not None):
+        raise SystemExit("mlpipe land-synthetic: --drift-shift-minutes/--drift-delay-minutes need --drift-start")
+    drift = None
+    if args.drift_start is not None:
+        drift = Drift(args.drift_start, shift_minutes=90 if args.drift_shift_minutes is None else args.drift_shift_minutes,
+                      delay_minutes=20.0 if args.drift_delay_minutes is None else args.drift_delay_minutes)
+    store = get_storage()
+    try:
+        counts = land_synthetic(store.landing, args.start, args.end, args.rows_per_day, args.seed, drift=drift,
+                                overwrite=args.overwrite, store=store)
+    except ValueError as exc:
+        raise SystemExit(f"mlpipe land-synthetic: {exc}") from None
+    print(f"landed synthetic data ({args.rows_per_day} flights a day, seed {args.seed}"
+          + (f", drift from {drift.start}" if drift else "") + f") for {args.start}..{args.end} into "
+          f"{store.landing}: {counts['written']} file(s) written, {counts['skipped']} already there")
+    return 0
+
+
 def cmd_run(args) -> int:
     """NightlyPipeline(date), then one JSON run summary: in the storage root under runs/ and,
     with --summary, in a local file too (for alerting)."""
@@ -471,6 +493,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=_date, required=True)
     p.add_argument("--overwrite", action="store_true", help="replace landing files that exist")
     p.set_defaults(func=cmd_land_demo)
+
+    p = sub.add_parser("land-synthetic", help="deliver synthetic daily landing files of any size (scale tests)")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--rows-per-day", type=int, required=True, help="flights per day")
+    p.add_argument("--seed", type=int, default=0, help="random seed; a day's files depend only on it and the date")
+    p.add_argument("--drift-start", type=_date, default=None,
+                   help="inject drift from this date on: later departures and longer delays")
+    p.add_argument("--drift-shift-minutes", type=int, default=None, help="departures move this much later (default 90)")
+    p.add_argument("--drift-delay-minutes", type=float, default=None, help="delays grow by this much (default 20)")
+    p.add_argument("--overwrite", action="store_true", help="replace landing files that exist")
+    p.set_defaults(func=cmd_land_synthetic)
 
     p = sub.add_parser("run", help="run the nightly pipeline for one date")
     p.add_argument("--date", type=_date, required=True)
