@@ -108,8 +108,10 @@ PLANES = TableContract(
 
 DAILY_TABLES = {"flights": FLIGHTS, "weather": WEATHER}
 REFERENCE_TABLES = {"planes": PLANES}
-# The daily table whose earlier days feed the trailing aggregates.
+# The daily table whose earlier days feed the trailing aggregates, and the columns they use (only
+# these are read: at a million flights a day, a week of history is 7M rows).
 HISTORY_TABLE = "flights"
+HISTORY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "arr_delay"]
 
 TARGET = "late"
 KEY_COLUMNS = ["date", "carrier", "flight", "origin", "dest", "sched_dep_time", "tailnum"]
@@ -149,7 +151,8 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     """One row per flight of `date` with KEY_COLUMNS, FEATURES and TARGET.
 
     `history` holds clean flights of earlier days only (rows of `date` or later raise); the
-    trailing aggregates use its last `trailing_days` days."""
+    trailing aggregates use its last `trailing_days` days. Lookups go through integer codes and
+    small tables (no row-by-row merges), so the cost is linear in the rows with a small constant."""
     hist_dates = _dates(history)
     if len(history) and (hist_dates >= pd.Timestamp(date)).any():
         raise ValueError(f"history for features of {date} contains rows of {date} or later: "
@@ -163,87 +166,126 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
         "sched_dep_time": flights["sched_dep_time"].astype("int64"),
         "tailnum": flights["tailnum"].astype("string"),
         "hour": flights["hour"].astype("int64"),
-    })
+    }).reset_index(drop=True)
     out["sched_dep_minutes"] = (out["sched_dep_time"] // 100 * 60 + out["sched_dep_time"] % 100).astype(float)
-    arr = flights["sched_arr_time"].astype("float64")
+    arr = flights["sched_arr_time"].astype("float64").to_numpy()
     out["sched_arr_minutes"] = arr // 100 * 60 + arr % 100
-    out["distance"] = flights["distance"].astype("float64")
+    out["distance"] = flights["distance"].astype("float64").to_numpy()
     ts = pd.Timestamp(date)
     out["day_of_week"] = float(ts.day_of_week)
     out["day_of_year"] = float(ts.day_of_year)
-    out["origin_flights_day"] = out.groupby("origin")["flight"].transform("size").astype(float)
-    out["origin_flights_hour"] = out.groupby(["origin", "hour"])["flight"].transform("size").astype(float)
+    origin = _Codes(out["origin"])
+    hours = out["hour"].to_numpy()
+    out["origin_flights_day"] = _group_sizes(origin.codes, origin.n)
+    out["origin_flights_hour"] = _group_sizes(origin.codes * 24 + np.clip(hours, 0, 23), origin.n * 24)
 
-    out = _join_planes(out, planes, date)
-    out = _join_weather(out, weather)
-    out = _join_trailing(out, history, hist_dates, date, trailing_days)
+    _join_planes(out, planes, date)
+    _join_weather(out, weather, origin)
+    _join_trailing(out, history, hist_dates, date, trailing_days, origin)
     out[TARGET] = late_label(flights).to_numpy()
-    return out[OUTPUT_COLUMNS].reset_index(drop=True)
+    return out[OUTPUT_COLUMNS]
+
+
+class _Codes:
+    """Integer codes of a key column of the day's flights (nulls: -1), to look values up by."""
+
+    def __init__(self, values: pd.Series):
+        self.codes, uniques = pd.factorize(values)
+        self.uniques = pd.Index(uniques)
+        self.n = len(self.uniques)
+
+    def of(self, other) -> np.ndarray:
+        """Codes of `other`'s values in this column's (-1 where the day has no such value)."""
+        other_codes, other_uniques = pd.factorize(other)
+        lookup = np.append(self.uniques.get_indexer(other_uniques), -1)
+        return lookup[other_codes]
+
+
+def _group_sizes(codes: np.ndarray, n: int) -> np.ndarray:
+    counts = np.bincount(codes[codes >= 0], minlength=n).astype(float)
+    return np.where(codes >= 0, counts[codes], np.nan)
+
+
+def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions], NaN where a position is -1."""
+    values = np.append(values.astype("float64"), np.nan)
+    return values[positions]
 
 
 def _dates(df: pd.DataFrame) -> pd.Series:
     if not len(df):
         return pd.Series([], dtype="datetime64[ns]")
-    return pd.to_datetime(pd.DataFrame({"year": df["year"].astype("int64"), "month": df["month"].astype("int64"),
-                                        "day": df["day"].astype("int64")}))
+    number = (df["year"].astype("int64") * 10000 + df["month"].astype("int64") * 100
+              + df["day"].astype("int64")).to_numpy()
+    codes, uniques = pd.factorize(number)
+    days = pd.to_datetime(pd.Series(uniques).astype(str), format="%Y%m%d").to_numpy()
+    return pd.Series(days[codes], index=df.index)
 
 
-def _join_planes(out: pd.DataFrame, planes: pd.DataFrame, date: dt.date) -> pd.DataFrame:
-    ref = pd.DataFrame({
-        "tailnum": planes["tailnum"].astype("string"),
-        "plane_age": date.year - planes["year"].astype("float64"),
-        "plane_seats": planes["seats"].astype("float64"),
-        "plane_engines": planes["engines"].astype("float64"),
-        "plane_engine": planes["engine"].astype("string"),
-    }).drop_duplicates("tailnum")
-    return out.merge(ref, on="tailnum", how="left", validate="many_to_one")
+def _join_planes(out: pd.DataFrame, planes: pd.DataFrame, date: dt.date) -> None:
+    ref = planes.drop_duplicates("tailnum")
+    tail = _Codes(ref["tailnum"].astype("string"))
+    position = tail.of(out["tailnum"])
+    out["plane_age"] = _take(date.year - ref["year"].astype("float64").to_numpy(), position)
+    out["plane_seats"] = _take(ref["seats"].astype("float64").to_numpy(), position)
+    out["plane_engines"] = _take(ref["engines"].astype("float64").to_numpy(), position)
+    engine = ref["engine"].astype("string").to_numpy()
+    out["plane_engine"] = pd.Series(np.append(engine, pd.NA)[position], dtype="string")
 
 
-def _join_weather(out: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    """Weather at the origin at the scheduled hour, or the nearest observed hour within 2 hours."""
+def _join_weather(out: pd.DataFrame, weather: pd.DataFrame, origin: _Codes) -> None:
+    """Weather at the origin at the scheduled hour, or the nearest observed hour within 2 hours:
+    looked up in an (origin x hour) grid filled by merge_asof."""
     wx = weather[["origin", "hour"] + WEATHER_FEATURES].copy()
     wx["origin"] = wx["origin"].astype("string")
     wx["hour"] = wx["hour"].astype("int64")
     wx = wx.astype({c: "float64" for c in WEATHER_FEATURES}).sort_values("hour")
-    left = out.reset_index(names="_row").sort_values("hour")
-    joined = pd.merge_asof(left, wx, on="hour", by="origin", direction="nearest", tolerance=2)
-    return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    grid = pd.DataFrame({"origin": pd.Series(np.repeat(origin.uniques.to_numpy(), 24), dtype="string"),
+                         "hour": np.tile(np.arange(24, dtype="int64"), origin.n)})
+    grid["_cell"] = np.arange(len(grid))
+    filled = pd.merge_asof(grid.sort_values("hour", kind="stable"), wx, on="hour", by="origin", direction="nearest", tolerance=2)
+    filled = filled.sort_values("_cell")
+    hours = out["hour"].to_numpy()
+    cell = np.where((origin.codes >= 0) & (hours >= 0) & (hours <= 23), origin.codes * 24 + np.clip(hours, 0, 23), -1)
+    for col in WEATHER_FEATURES:
+        out[col] = _take(filled[col].to_numpy(), cell)
 
 
 def _join_trailing(out: pd.DataFrame, history: pd.DataFrame, hist_dates: pd.Series,
-                   date: dt.date, trailing_days: int) -> pd.DataFrame:
+                   date: dt.date, trailing_days: int, origin: _Codes) -> None:
     if not len(history):
         for col in TRAILING_FEATURES:
             out[col] = np.nan
-        return out
+        return
     start = pd.Timestamp(date) - pd.Timedelta(days=trailing_days)
     yesterday = pd.Timestamp(date) - pd.Timedelta(days=1)
-    hist = pd.DataFrame({
-        "carrier": history["carrier"].astype("string").to_numpy(),
-        "origin": history["origin"].astype("string").to_numpy(),
-        "dest": history["dest"].astype("string").to_numpy(),
-        "late": late_label(history).to_numpy(),
-        "when": hist_dates.to_numpy(),
-    })
-    hist = hist[(hist["when"] >= start) & hist["late"].notna()]
-    last = hist[hist["when"] == yesterday]
-    prior = float(hist["late"].mean()) if len(hist) else np.nan
-    out = _smoothed_rate(out, hist, ["carrier"], "late_rate_carrier_7d", prior)
-    out = _smoothed_rate(out, hist, ["origin", "dest"], "late_rate_route_7d", prior)
-    out = _smoothed_rate(out, hist, ["origin"], "late_rate_origin_7d", prior)
-    out = _smoothed_rate(out, last, ["origin"], "late_rate_origin_1d", prior)
-    out = _smoothed_rate(out, last, ["carrier"], "late_rate_carrier_1d", prior)
-    out["late_rate_all_1d"] = float(last["late"].mean()) if len(last) else np.nan
-    return out
+    late = late_label(history).to_numpy()
+    when = hist_dates.to_numpy()
+    keep = (when >= start) & ~np.isnan(late)
+    last = keep & (when == yesterday)
+    prior = float(late[keep].mean()) if keep.any() else np.nan
+    carrier, dest = _Codes(out["carrier"]), _Codes(out["dest"])
+    h_carrier, h_origin, h_dest = carrier.of(history["carrier"]), origin.of(history["origin"]), dest.of(history["dest"])
+    route = np.where((h_origin >= 0) & (h_dest >= 0), h_origin * max(dest.n, 1) + h_dest, -1)
+    out_route = origin.codes * max(dest.n, 1) + dest.codes
+    for name, rows, h_codes, codes, n in (
+            ("late_rate_carrier_7d", keep, h_carrier, carrier.codes, carrier.n),
+            ("late_rate_route_7d", keep, route, out_route, origin.n * max(dest.n, 1)),
+            ("late_rate_origin_7d", keep, h_origin, origin.codes, origin.n),
+            ("late_rate_origin_1d", last, h_origin, origin.codes, origin.n),
+            ("late_rate_carrier_1d", last, h_carrier, carrier.codes, carrier.n)):
+        out[name] = _smoothed_rate(late, rows, h_codes, codes, n, prior)
+    out["late_rate_all_1d"] = float(late[last].mean()) if last.any() else np.nan
 
 
-def _smoothed_rate(out: pd.DataFrame, hist: pd.DataFrame, keys: list[str], name: str,
-                   prior: float) -> pd.DataFrame:
-    if not len(hist):
-        out[name] = np.nan
-        return out
-    agg = hist.groupby(keys, observed=True)["late"].agg(["sum", "count"]).reset_index()
-    agg[name] = (agg["sum"] + _PRIOR_FLIGHTS * prior) / (agg["count"] + _PRIOR_FLIGHTS)
-    merged = out.merge(agg[keys + [name]], on=keys, how="left")
-    merged[name] = merged[name].fillna(prior)
-    return merged
+def _smoothed_rate(late: np.ndarray, rows: np.ndarray, h_codes: np.ndarray, codes: np.ndarray,
+                   n: int, prior: float) -> np.ndarray:
+    """Each flight's group late rate over the history `rows`, shrunk towards `prior` by
+    _PRIOR_FLIGHTS; the prior itself for a group without history; NaN when `rows` is empty."""
+    if not rows.any():
+        return np.full(len(codes), np.nan)
+    use = rows & (h_codes >= 0)
+    sums = np.bincount(h_codes[use], weights=late[use], minlength=n)
+    counts = np.bincount(h_codes[use], minlength=n)
+    rate = (sums + _PRIOR_FLIGHTS * prior) / (counts + _PRIOR_FLIGHTS)
+    return _take(rate, np.where(codes >= 0, codes, -1))

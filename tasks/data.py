@@ -51,9 +51,10 @@ class _Ingest:
 
     def ingest(self, reference: bool) -> None:
         source = self.input().path
+        stamp = st.stamp(self.input())  # before reading: a file replaced meanwhile shows a newer stamp
         data = st.read_bytes(self.input())
         frame = ingest.parse_landing_file(data, source, _contract(self.table, reference))
-        record = {**ingest.landing_record(data, source), "rows": len(frame),
+        record = {**ingest.landing_record(data, source), "stamp": stamp, "rows": len(frame),
                   "rows_with_parse_errors": int(frame[ingest.PARSE_ERRORS].notna().sum())}
         previous = self.landing_record()
         if previous and previous["sha256"] != record["sha256"]:
@@ -63,6 +64,18 @@ class _Ingest:
         st.write_json(self.record_target(), record)  # last: a partition without it is parsed again
         self.set_status_message(f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
                                 + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
+
+
+def unchanged_delivery(landing, sha256: str, stamp: str | None) -> bool | None:
+    """Whether the landing file still holds the delivery with `sha256`; None when it is gone.
+    Its stamp (size + mtime or ETag, one metadata request) answers when it matches the recorded
+    one; only a file written again since is read and hashed: checks stay cheap at any file size."""
+    now = st.stamp(landing)
+    if now is None:
+        return None
+    if stamp is not None and now == stamp:
+        return True
+    return st.sha256_bytes(st.read_bytes(landing)) == sha256
 
 
 class RawPartition(DailyTask, _Ingest):
@@ -86,8 +99,7 @@ class RawPartition(DailyTask, _Ingest):
         recorded = self.landing_record()
         if recorded is None:
             return False
-        landing = self.input()
-        return not landing.exists() or st.sha256_bytes(st.read_bytes(landing)) == recorded["sha256"]
+        return unchanged_delivery(self.input(), recorded["sha256"], recorded.get("stamp")) is not False
 
     def run(self):
         self.ingest(reference=False)
@@ -126,7 +138,8 @@ class _Validate:
             self.set_status_message(f"FAILED contract: {exc}")
             raise
         record = self.requires().landing_record() or {}
-        report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes")}
+        report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes"),
+                  "landing_stamp": record.get("stamp")}
         st.write_parquet(out["quarantine"], result.quarantine)
         st.write_json(out["report"], report)
         st.write_parquet(out["clean"], result.clean)
@@ -165,12 +178,12 @@ class CleanPartition(DailyTask, _Validate):
         report = self.outputs(self.date)["report"]
         if not report.exists():
             return None
-        validated = st.read_json(report).get("landing_sha256")
+        recorded = st.read_json(report)
+        validated = recorded.get("landing_sha256")
         landing = self.requires().input()
-        if not validated or not landing.exists():
+        if not validated or unchanged_delivery(landing, validated, recorded.get("landing_stamp")) is not False:
             return None
-        current = st.sha256_bytes(st.read_bytes(landing))
-        return None if current == validated else (validated, current)
+        return validated, st.sha256_bytes(st.read_bytes(landing))
 
     def complete(self):
         return super().complete() and self.delivery_change() is None

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import luigi
+import pandas as pd
 
-from tasks.base import DailyTask, dataset, days_back, pipeline, read_frames, st
+from tasks.base import DailyTask, dataset, days_back, pipeline, st
 from tasks.data import CleanPartition, CleanReference
 
 
@@ -34,7 +35,8 @@ class FeaturePartition(DailyTask):
         req = self.requires()
         tables = {t: st.read_parquet(task.clean_target()) for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
-        history = read_frames([task.clean_target() for task in req["history"]])
+        history = [st.read_parquet(task.clean_target(), columns=dataset.HISTORY_COLUMNS) for task in req["history"]]
+        history = pd.concat([h for h in history if len(h)] or history[:1] or [pd.DataFrame()], ignore_index=True)
         frame = dataset.build_features(**tables, **refs, history=history, date=self.date,
                                        trailing_days=self.trailing_days)
         st.write_parquet(self.output(), frame)
