@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -17,8 +18,12 @@ import pyarrow.csv as pacsv
 from pipeline.contracts import ContractViolation, TableContract
 from pipeline.storage import sha256_bytes
 
+log = logging.getLogger(__name__)
+
 PARSE_ERRORS = "_parse_errors"
-_PANDAS_TYPES = {"int": "Int64", "float": "float64", "string": "string"}
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
+# Arrow's types as the frame holds them; float64 is numpy's (NaN for null).
+_PANDAS_OF_ARROW = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}.get
 _BOM = b"\xef\xbb\xbf"
 _OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
 # The numbers a landing file may hold, ASCII digits only: "12", "-3", "+4", "007" for ints (and a
@@ -26,6 +31,9 @@ _OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
 # floats, and inf/infinity (the range rules catch those). Hex, "1_000", "1,000" do not parse.
 _INT_TEXT = r"[+-]?[0-9]+"
 _DECIMAL_TEXT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# The forms arrow's cast reads as _int_cell and _float_cell do (it takes no '+' in an int, and 18
+# digits always fit int64).
+_CAST_TEXT = {"int": r"-?[0-9]{1,18}", "float": _DECIMAL_TEXT}
 _INT_RE = re.compile(_INT_TEXT)
 _DECIMAL_RE = re.compile(_DECIMAL_TEXT)
 _INFINITY_RE = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
@@ -42,43 +50,68 @@ def landing_record(data: bytes, source: str) -> dict:
     return {"source": source, "bytes": len(data), "sha256": sha256_bytes(data)}
 
 
-def parse_landing_file(data: bytes, source: str, contract: TableContract) -> pd.DataFrame:
+def parse_landing_file(data: bytes, source: str, contract: TableContract, *,
+                       strict: bool = False) -> pd.DataFrame:
     """Parse one landing CSV into the contract's columns and types.
 
     Raises ContractViolation naming `source` and the rule when the file is empty, is not UTF-8,
     uses another delimiter than ',', lacks a required column or names one twice, or has a row
     with another number of fields than the header. Extra columns are dropped; column order, a
     UTF-8 byte-order mark and CRLF or CR line ends do not matter. Values are trimmed; an empty
-    cell is null, and so is NUMBER_NULLS' "NA", "NaN", "null"... in a number column."""
+    cell is null, and so is NUMBER_NULLS' "NA", "NaN", "null"... in a number column.
+
+    What a cell means is defined by the strict rules (_strict_frame). pyarrow reads the file
+    straight into the contract's types when it gives the same frame (_fast_frame), the usual
+    case; `strict=True` skips that fast path."""
     body = data[len(_BOM):] if data.startswith(_BOM) else data
-    if not body.strip():
+    if _NOT_BLANK.search(body) is None:
         raise ContractViolation(
             f"landing file {source} is empty ({len(data)} bytes, no header; rule: not_empty); expected "
             f"a CSV with columns {contract.names}; ask the upstream system to re-deliver it")
-    text = _decode(body, source)
-    raw_header = _csv_fields(_first_line(text))
+    first_line = _decoded_first_line(body, source)
+    raw_header = _csv_fields(first_line)
     header = [name.strip() for name in raw_header]
-    _check_header(header, text, source, contract)
+    _check_header(header, first_line, source, contract)
     raw_of = dict(zip(header, raw_header))
+    columns = [raw_of[c] for c in contract.names]
     if not body.endswith((b"\n", b"\r")):
         body += b"\n"  # a header-only file without a final newline is a file of 0 rows
+    if not strict:
+        frame, why_not = _fast_frame(body, columns, contract)
+        if frame is not None:
+            log.debug("landing file %s: %d rows read by the fast path", source, len(frame))
+            return frame
+        log.info("landing file %s: read by the strict rules: %s", source, why_not)
+    return _strict_frame(body, raw_header, columns, source, contract)
+
+
+def _strict_frame(body: bytes, raw_header: list[str], columns: list[str], source: str,
+                  contract: TableContract) -> pd.DataFrame:
+    """Every cell read as text, then typed by the rules of _to_number: the definition of what a
+    cell means, and the source of every error message about rows."""
     invalid: list = []
 
     def skip_and_record(row) -> str:
         invalid.append(row)
         return "skip"
 
-    try:
-        table = pacsv.read_csv(
+    def read(use_threads: bool, **parse_options) -> pa.Table:
+        return pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(use_threads=False),  # rows numbered in parse errors
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip_and_record),
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, **parse_options),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in raw_header},
-                include_columns=[raw_of[c] for c in contract.names],
+                include_columns=columns,
                 strings_can_be_null=False,
             ),
         )
+
+    try:
+        try:
+            table = read(use_threads=True)  # any ragged row raises: then read again, row by row
+        except pa.ArrowException:
+            table = read(use_threads=False, invalid_row_handler=skip_and_record)  # rows numbered
     except pa.ArrowException as exc:
         raise ContractViolation(
             f"landing file {source} cannot be parsed as UTF-8 CSV (rule: parseable): {exc}; ask the "
@@ -88,18 +121,85 @@ def parse_landing_file(data: bytes, source: str, contract: TableContract) -> pd.
     return _typed_frame(table.rename_columns(contract.names), contract)
 
 
+def _fast_frame(body: bytes, columns: list[str], contract: TableContract) -> tuple[pd.DataFrame | None, str]:
+    """The frame of _strict_frame, read by pyarrow straight into the contract's types on all
+    cores; or None and the reason when the file holds anything the two could read differently.
+
+    The files are tokenized alike (same parse options; the body is already known to be UTF-8).
+    In a number column pyarrow takes "" and NUMBER_NULLS, matched untrimmed, as null, and reads
+    optional ' '/'\t' padding, a '-' (and in floats a '+') sign, ASCII digits and, in floats, the
+    decimal and exponent forms with the same correctly rounded parser: all of it read alike by
+    the strict rules. Where pyarrow accepts more, this falls back:
+    - a field starting with 0x/0X (pyarrow's int64 reader takes it as hexadecimal);
+    - a NaN or an infinity in a float column (pyarrow reads "NAN", "+nan" or "nan(1)" as NaN where
+      the strict rules flag them; infinities are read alike, but are rare enough to leave to them).
+    Anything pyarrow rejects raises and falls back too: a ragged row, a cell that is no number,
+    "+5", " NA", "12.0" or 2**63 in an int column, non-ASCII padding..."""
+    if any(c.kind == "int" for c in contract.columns) and _may_start_a_field_with_0x(body):
+        return None, "a field may start with 0x (read as hexadecimal by pyarrow)"
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(use_threads=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={raw: _ARROW_TYPES[c.kind] for raw, c in zip(columns, contract.columns)},
+                include_columns=columns,
+                null_values=["", *sorted(NUMBER_NULLS)],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=True,
+                check_utf8=False,
+            ),
+        ).rename_columns(contract.names)
+    except pa.ArrowException as exc:
+        return None, f"pyarrow: {str(exc)[:200]}"
+    typed = []
+    for col, values in zip(contract.columns, table.columns):
+        if col.kind == "float" and pc.all(pc.is_finite(values), skip_nulls=True).as_py() is False:
+            return None, f"a NaN or infinity in column '{col.name}'"
+        typed.append(_text_column(values) if col.kind == "string" else values)
+    frame = pa.table(typed, names=contract.names).to_pandas(types_mapper=_PANDAS_OF_ARROW)
+    frame[PARSE_ERRORS] = _string_series(pa.nulls(len(frame), pa.string()))
+    return frame, ""
+
+
+# Bytes that may precede a field's first character: a delimiter, a line end, a quote, padding.
+_BEFORE_A_FIELD = np.frombuffer(b',\r\n" \t', dtype=np.uint8)
+_SCAN_BYTES = 1 << 24
+
+
+def _may_start_a_field_with_0x(body: bytes) -> bool:
+    """Whether some field of `body` may start with "0x" or "0X" (past padding and quotes)."""
+    view = np.frombuffer(body, dtype=np.uint8)
+    for x in b"xX":
+        if bytes([x]) not in body:
+            continue
+        for start in range(0, len(view), _SCAN_BYTES):  # in blocks: no temporary of the file's size
+            at = np.flatnonzero(view[start:start + _SCAN_BYTES] == x) + start
+            at = at[at >= 1]
+            zero = at[view[at - 1] == ord("0")] - 1
+            if zero.size and (zero[0] == 0 or np.isin(view[zero[zero >= 1] - 1], _BEFORE_A_FIELD).any()):
+                return True
+    return False
+
+
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_NOT_BLANK = re.compile(rb"\S")  # bytes.strip()'s whitespace is \s of a bytes pattern
 
 
-def _decode(body: bytes, source: str) -> str:
-    first_line = _LINE_END.split(body, maxsplit=1)[0]
+def _decoded_first_line(body: bytes, source: str) -> str:
+    """The header line as text, once the whole body is known to be UTF-8."""
+    end = _LINE_END.search(body)
+    first_line = body[:end.start()] if end else body
     if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first_line:
         raise ContractViolation(
             f"landing file {source} is not UTF-8 encoded (rule: encoding): it starts with a UTF-16 "
             "byte-order mark or has NUL bytes in its header (UTF-16 text, or not a text file at all); "
             "ask the upstream system to re-deliver it as UTF-8 CSV")
+    if body.isascii():
+        return first_line.decode("ascii")
     try:
-        return body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         ends = list(_LINE_END.finditer(body, 0, exc.start))
         line_no = len(ends) + 1
@@ -117,6 +217,7 @@ def _decode(body: bytes, source: str) -> str:
             f"landing file {source} cannot be parsed as UTF-8 CSV (rule: parseable): {byte} in {where} "
             "is not UTF-8 (latin-1 or cp1252 text?); ask the upstream system to re-deliver it as "
             "UTF-8") from exc
+    return first_line.decode("utf-8")
 
 
 def _csv_fields(line: str, delimiter: str = ",") -> list[str]:
@@ -127,11 +228,7 @@ def _csv_fields(line: str, delimiter: str = ",") -> list[str]:
         return line.split(delimiter)
 
 
-def _first_line(text: str) -> str:
-    return re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
-
-
-def _check_header(header: list[str], text: str, source: str, contract: TableContract) -> None:
+def _check_header(header: list[str], first_line: str, source: str, contract: TableContract) -> None:
     twice = sorted({c for c in contract.names if header.count(c) > 1})
     if twice:
         raise ContractViolation(
@@ -141,7 +238,7 @@ def _check_header(header: list[str], text: str, source: str, contract: TableCont
     if not missing:
         return
     for delimiter, name in _OTHER_DELIMITERS.items():
-        split = [f.strip() for f in _csv_fields(_first_line(text), delimiter)]
+        split = [f.strip() for f in _csv_fields(first_line, delimiter)]
         if len(split) > 1 and all(c in split for c in contract.names):
             raise ContractViolation(
                 f"landing file {source} uses {name} as its delimiter where ',' is expected (rule: "
@@ -174,9 +271,7 @@ def _typed_frame(table: pa.Table, contract: TableContract) -> pd.DataFrame:
     for col in contract.columns:
         raw = table.column(col.name)
         if col.kind == "string":
-            stripped = pc.utf8_trim_whitespace(raw)
-            values = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
-            columns[col.name] = pd.Series(values.to_pandas(), dtype="string")
+            columns[col.name] = _string_series(_text_column(raw))
             continue
         typed, bad = _to_number(raw, col.kind)
         columns[col.name] = typed
@@ -188,30 +283,48 @@ def _typed_frame(table: pa.Table, contract: TableContract) -> pd.DataFrame:
     return df
 
 
+def _text_column(raw: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A string column's values: trimmed, an empty cell null."""
+    stripped = pc.utf8_trim_whitespace(raw)
+    return pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
+
+
+def _string_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow strings as a pandas "string" Series, without a round trip through Python objects."""
+    return pd.Series(pd.StringDtype().__from_arrow__(values))
+
+
 def _to_number(raw: pa.ChunkedArray, kind: str) -> tuple[pd.Series, np.ndarray]:
     """Cast strings to numbers; values that are not numbers of `kind` (see _INT_TEXT) become null
     and are flagged in `bad`. A cell's value never depends on the other cells of its column: the
-    vectorised cast is taken only when every cell has the plain form it parses exactly."""
+    cells of the plain forms that arrow's cast reads exactly (_CAST_TEXT) are cast at once, any
+    others parsed one by one."""
     text = pc.utf8_trim_whitespace(raw)
     is_null = pc.or_(pc.equal(text, ""), pc.is_in(text, pa.array(sorted(NUMBER_NULLS))))
     text = pc.if_else(is_null, pa.scalar(None, pa.string()), text)
-    plain = _INT_TEXT if kind == "int" else _DECIMAL_TEXT
-    if pc.all(pc.match_substring_regex(text, f"^(?:{plain})$"), skip_nulls=True).as_py() is not False:
-        try:
-            cast = pc.cast(text, pa.int64() if kind == "int" else pa.float64())
-            # straight to Int64: through float64 (what nulls would force) ints above 2**53 lose digits
-            values = cast.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-            return (pd.Series(values, dtype=_PANDAS_TYPES[kind]).reset_index(drop=True),
-                    np.zeros(len(text), dtype=bool))
-        except pa.ArrowException:
-            pass  # e.g. an int beyond int64, or "+5" (arrow's int cast takes no sign): cell by cell
-    parse = _int_cell if kind == "int" else _float_cell
-    values = [None if s is None else parse(s) for s in text.to_pylist()]
-    bad = np.array([v is _BAD for v in values], dtype=bool)
-    values = [None if v is _BAD else v for v in values]
-    if kind == "float":
-        values = [np.nan if v is None else v for v in values]
-    return pd.Series(values, dtype=_PANDAS_TYPES[kind]), bad
+    plain = pc.fill_null(pc.match_substring_regex(text, f"^(?:{_CAST_TEXT[kind]})$"), False)
+    arrow_type = _ARROW_TYPES[kind]
+    try:
+        cast = pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), arrow_type)
+        rest = pc.and_not(pc.is_valid(text), plain)
+    except pa.ArrowException:  # not expected; then every cell is parsed one by one
+        cast, rest = pa.nulls(len(text), arrow_type), pc.is_valid(text)
+    # numpy values and a null mask: through float64 (what nulls would force) ints above 2**53 lose digits
+    values = np.array(pc.fill_null(cast, 0).to_numpy(), dtype=arrow_type.to_pandas_dtype())
+    null = np.array(pc.is_null(cast).to_numpy(), dtype=bool)
+    bad = np.zeros(len(text), dtype=bool)
+    slow = np.flatnonzero(np.asarray(rest.to_numpy(), dtype=bool))
+    if slow.size:
+        parse = _int_cell if kind == "int" else _float_cell
+        cells = [parse(s) for s in text.take(pa.array(slow)).to_pylist()]
+        bad[slow] = [v is _BAD for v in cells]
+        parsed = slow[~bad[slow]]
+        values[parsed] = [v for v in cells if v is not _BAD]
+        null[parsed] = False
+    if kind == "int":
+        return pd.Series(pd.arrays.IntegerArray(values, null)), bad
+    values[null] = np.nan
+    return pd.Series(values), bad
 
 
 _BAD = object()

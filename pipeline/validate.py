@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import statistics
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -42,14 +43,11 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             f"{contract.min_rows} (rule: min_rows); an empty drop where data is expected usually "
             "means the upstream export failed: ask for a re-delivery")
 
-    failures = _row_failures(df, contract, date)
-    counts = {rule: int(mask.sum()) for rule, mask in failures.items() if mask.any()}
+    failures = {rule: mask for rule, mask in _row_failures(df, contract, date).items() if mask.any()}
+    counts = {rule: int(mask.sum()) for rule, mask in failures.items()}
     bad = np.zeros(n, dtype=bool)
-    labels = np.full(n, "", dtype=object)
-    for rule, mask in failures.items():
-        m = np.asarray(mask, dtype=bool)
-        bad |= m
-        labels[m] = labels[m] + rule + ";"
+    for mask in failures.values():
+        bad |= mask
 
     null_rates = {c.name: float(df[c.name].isna().mean()) if n else 0.0 for c in contract.columns}
     for col in contract.columns:
@@ -70,9 +68,9 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             "system to re-deliver it, then rerun")
 
     warnings = _row_count_warnings(n, contract, recent_row_counts)
-    clean = df.loc[~bad].drop(columns=[PARSE_ERRORS], errors="ignore").reset_index(drop=True)
+    clean = (df.loc[~bad] if n_bad else df).drop(columns=[PARSE_ERRORS], errors="ignore").reset_index(drop=True)
     quarantine = df.loc[bad].copy()
-    quarantine[RULES] = pd.Series(labels[bad], index=quarantine.index, dtype="string").str.rstrip(";")
+    quarantine[RULES] = pd.Series(_labels(failures, bad), index=quarantine.index, dtype="string")
     report = {
         "table": contract.name,
         "source": source,
@@ -87,8 +85,25 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
     return ValidationResult(clean, quarantine.reset_index(drop=True), report)
 
 
-def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None) -> dict[str, pd.Series]:
-    out: dict[str, pd.Series] = {}
+def _labels(failures: dict[str, np.ndarray], bad: np.ndarray) -> list[str]:
+    """The rules each bad row broke, joined by ';' in the order of `failures`."""
+    rules: list[list[str]] = [[] for _ in range(int(bad.sum()))]
+    for rule, mask in failures.items():
+        for i in np.flatnonzero(mask[bad]):
+            rules[i].append(rule)
+    return [";".join(r) for r in rules]
+
+
+def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None) -> dict[str, np.ndarray]:
+    out: dict[str, object] = {}
+    factorized: dict[str, tuple[np.ndarray, object]] = {}
+
+    def factorize(name: str) -> tuple[np.ndarray, object]:
+        """Codes (-1 for null) of a column's values, and its distinct values; once per column."""
+        if name not in factorized:
+            factorized[name] = pd.factorize(df[name].array)
+        return factorized[name]
+
     if PARSE_ERRORS in df.columns and df[PARSE_ERRORS].notna().any():
         errs = df[PARSE_ERRORS].fillna("")
         for col in contract.columns:
@@ -106,21 +121,52 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
             out[f"allowed:{col.name}"] = s.notna() & ~s.isin(sorted(col.allowed))
         if col.pattern is not None:
             regex = re.compile(col.pattern)
-            matches = s.astype("string").str.fullmatch(regex.pattern)
-            out[f"pattern:{col.name}"] = s.notna() & ~matches.fillna(False).astype(bool)
+            out[f"pattern:{col.name}"] = _failing_values(
+                s, lambda v: v.astype("string").str.fullmatch(regex.pattern).fillna(False).astype(bool), factorize)
         if col.datetime_format is not None:
-            parsed = pd.to_datetime(s.astype("object"), format=col.datetime_format, errors="coerce")
-            out[f"datetime:{col.name}"] = s.notna() & pd.Series(parsed, index=df.index).isna()
+            out[f"datetime:{col.name}"] = _failing_values(
+                s, lambda v: pd.to_datetime(v.astype("object"), format=col.datetime_format, errors="coerce").notna(),
+                factorize)
     for check in contract.checks:
         out[check.name] = ~check.valid(df).fillna(False).astype(bool)
     if contract.date_columns and date is not None:
         y, m, d = contract.date_columns
         out["partition_date"] = ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False)
     if contract.key:
-        # A row with a null key part is no duplicate of anything (not_null rules catch the null).
-        key = list(contract.key)
-        out[f"duplicate_key:{','.join(contract.key)}"] = df.duplicated(key, keep="first") & df[key].notna().all(axis=1)
-    return {rule: pd.Series(np.asarray(mask, dtype=bool), index=df.index) for rule, mask in out.items()}
+        out[f"duplicate_key:{','.join(contract.key)}"] = _duplicated_keys(len(df), contract.key, factorize)
+    return {rule: np.asarray(mask, dtype=bool) for rule, mask in out.items()}
+
+
+def _failing_values(s: pd.Series, valid: Callable[[pd.Series], pd.Series],
+                    factorize: Callable[[str], tuple[np.ndarray, object]]) -> np.ndarray:
+    """Rows whose value is not null and not `valid`. A string column holds few distinct values
+    (a day of flights has ~24 of time_hour), so `valid` sees each of them once."""
+    if not isinstance(s.dtype, pd.StringDtype):
+        return np.asarray(s.notna() & ~valid(s), dtype=bool)
+    codes, uniques = factorize(s.name)
+    ok = np.append(np.asarray(valid(pd.Series(uniques)), dtype=bool), True)  # code -1 (null) is no failure
+    return ~ok[codes]
+
+
+def _duplicated_keys(n: int, key: tuple[str, ...],
+                     factorize: Callable[[str], tuple[np.ndarray, object]]) -> np.ndarray:
+    """Rows whose key equals an earlier row's (what DataFrame.duplicated finds). A row with a
+    null key part is no duplicate of anything (not_null rules catch the null), nor the original
+    of one."""
+    ids = np.zeros(n, dtype=np.int64)
+    has_null = np.zeros(n, dtype=bool)
+    size = 1
+    for name in key:
+        codes, uniques = factorize(name)
+        has_null |= codes < 0
+        if size * (len(uniques) + 1) >= 2**62:  # compress the ids before they could overflow
+            ids, first = pd.factorize(ids)
+            size = len(first)
+        ids = ids * (len(uniques) + 1) + codes + 1
+        size *= len(uniques) + 1
+    duplicated = np.zeros(n, dtype=bool)
+    duplicated[~has_null] = pd.Series(ids[~has_null]).duplicated(keep="first").to_numpy()
+    return duplicated
 
 
 def _row_count_warnings(n: int, contract: TableContract, recent: list[int] | None) -> list[str]:

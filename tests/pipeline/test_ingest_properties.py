@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import math
 import re
 import shutil
 import tempfile
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -252,3 +254,116 @@ def test_a_number_parses_the_same_whatever_the_rest_of_its_column(cells):
             assert x == float(text) or (math.isnan(x) and math.isnan(float(text)))
         if text in ("", *NUMBER_NULLS):
             assert pd.isna(i) and math.isnan(x) and pd.isna(err)
+
+
+# ---- the fast path reads what the strict rules read --------------------------------------------
+# Spellings where pyarrow's typed reader and the strict rules could part: hex, signs, padding,
+# decimal and exponent forms of ints, NaN and infinity spellings, int64's bounds, null spellings
+# padded or not, non-ASCII digits and whitespace.
+ODD_NUMBERS = ["0x10", "0X1f", " 0x7", "0x", "-0x10", "+0x1", "+5", "-0", "+0", "007", "-007", "1e3", "1E+3",
+               "12.0", "1.2e1", "1.", ".5", ".", "-.5e-3", "1e", "e1", "--1", "1-", "0b1", "1_000",
+               "1,000", "1e400", "-1e400", "1e-400", "inf", "-inf", "+inf", "Inf", "INFINITY", "infinity",
+               "+Infinity", "nan", "NaN", "NAN", "-nan", "+nan", "nan(1)", "-NaN", "9223372036854775807",
+               "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+               "99999999999999999999", "18446744073709551616", "NA", " NA", "NA ", "N/A", "n/a", "null",
+               "NULL", "#N/A", "-1.#IND", "1.#QNAN", "", " ", "\t", "\t5\t", " 5 ", " -5", "5\u00a0",
+               "\u30005", "\x1c5", "5\x1f", "\u0663", "\uff11", "5\n", "\r5", "TRUE", "0.1e-0", "1e-5",
+               "4.9e-324", "2.4703282292062328e-324", "1.7976931348623157e308", "1.7976931348623159e308",
+               "0.30000000000000004", "123456789012345678901234567890e-20"]
+FAST_CONTRACT = TableContract("f", (Column("i", "int"), Column("x", "float"), Column("s", "string"),
+                                    Column("j", "int")))
+
+
+def _cell(text: str, quote: bool) -> str:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if quote or re.search(r'[,"\r\n]', text) else text
+
+
+@hs.composite
+def landing_files(draw, odd: bool) -> bytes:
+    """A CSV of FAST_CONTRACT's columns (and an extra one) in any order: plain numbers, nulls and
+    text, padded and quoted at random; with `odd`, also odd spellings and a ragged row now and then."""
+    ints = hs.integers(-(2**63), 2**63 - 1).map(str)
+    floats = hs.floats(allow_nan=False, allow_infinity=False).map(repr) | hs.integers(-10**6, 10**6).map(str)
+    nulls = hs.sampled_from(["", *sorted(NUMBER_NULLS)])
+    texts = hs.text(hs.characters(blacklist_categories=("Cs",)), max_size=8)
+    if odd:
+        fuzz = hs.text(alphabet="0123456789+-.eExXnaifINF_ \t", max_size=8)
+        ints = ints | hs.sampled_from(ODD_NUMBERS) | fuzz | hs.floats().map(repr)
+        floats = floats | hs.sampled_from(ODD_NUMBERS) | fuzz | hs.floats().map(repr)
+    else:
+        texts = texts.filter(lambda s: not re.match(r'[ \t"]*0[xX]', s))  # pyarrow may take it for hex
+    pad = hs.sampled_from(["", "", " ", "\t", "  "])
+    number = {"i": ints | nulls, "x": floats | nulls, "j": ints | nulls}
+
+    def padded(kind: str) -> str:
+        if kind == "s" or kind == "extra":
+            return draw(texts)
+        value = draw(number[kind])
+        return draw(pad) + value + draw(pad) if value and value not in NUMBER_NULLS else value
+
+    names = draw(hs.permutations(["i", "x", "s", "j", "extra"]))
+    rows = [[padded(name) for name in names] for _ in range(draw(hs.integers(0, 12)))]
+    if odd and rows and draw(hs.integers(0, 9)) == 0:
+        rows[draw(hs.integers(0, len(rows) - 1))].append("ragged")
+    newline = draw(hs.sampled_from(["\n", "\r\n", "\r"]))
+    lines = [",".join(_cell(v, draw(hs.booleans())) for v in row) for row in [names, *rows]]
+    text = newline.join(lines) + (newline if draw(hs.booleans()) or not rows else "")
+    return (b"\xef\xbb\xbf" if draw(hs.booleans()) else b"") + text.encode()
+
+
+def read_both(data: bytes, contract: TableContract) -> tuple[object, object, list[str]]:
+    """The strict and the default parse (each a frame or a ContractViolation's message), and
+    what pipeline.ingest logged about the default one."""
+    def parse(strict: bool):
+        try:
+            return parse_landing_file(data, SOURCE, contract, strict=strict)
+        except ContractViolation as exc:
+            return str(exc)
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger = logging.getLogger("pipeline.ingest")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        default = parse(strict=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return parse(strict=True), default, [r.getMessage() for r in records]
+
+
+def assert_same_outcome(strict, fast) -> None:
+    if isinstance(strict, str) or isinstance(fast, str):
+        assert fast == strict
+        return
+    pd.testing.assert_frame_equal(fast, strict, check_exact=True)
+    for name in fast.columns:
+        if fast[name].dtype == "float64":  # -0.0 == 0.0: compare the signs too
+            assert (np.signbit(fast[name].to_numpy()) == np.signbit(strict[name].to_numpy())).all(), name
+
+
+@PROPERTY
+@given(data=landing_files(odd=True))
+@example(data=b"i,x,s,j,extra\n0x10,NAN,a,+5,b\n")
+def test_fast_path_reads_any_file_as_the_strict_rules_do(data):
+    strict, fast, _ = read_both(data, FAST_CONTRACT)
+    assert_same_outcome(strict, fast)
+
+
+@PROPERTY
+@given(data=landing_files(odd=False))
+def test_plain_files_take_the_fast_path(data):
+    strict, fast, logged = read_both(data, FAST_CONTRACT)
+    assert_same_outcome(strict, fast)
+    assert any("read by the fast path" in m for m in logged), logged
+
+
+@pytest.mark.parametrize("cell", ODD_NUMBERS)
+def test_each_odd_number_reads_as_the_strict_rules_read_it(cell):
+    for row in (f"{_cell(cell, False)},{_cell(cell, False)},a,1", f"1,{_cell(cell, True)},a,{_cell(cell, True)}"):
+        data = f"i,x,s,j\n1,2.5,b,3\n{row}\n-4,5e-1,c,6\n".encode()
+        strict, fast, _ = read_both(data, FAST_CONTRACT)
+        assert_same_outcome(strict, fast)

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -185,3 +186,49 @@ def test_input_frame_is_not_mutated():
     res.clean.loc[0, "v"] = 99.0
     res.quarantine.loc[0, "v"] = 99.0
     pd.testing.assert_frame_equal(df, before)
+
+
+def _sample(rng: np.random.Generator, values: list, n: int, dtype: str) -> pd.Series:
+    return pd.Series([values[i] for i in rng.integers(0, len(values), n)], dtype=dtype)
+
+
+def test_duplicate_keys_are_what_dataframe_duplicated_finds_among_rows_without_nulls():
+    rng = np.random.default_rng(7)
+    n = 3000
+    df = pd.DataFrame({
+        "s": _sample(rng, ["a", "b", "A", "a ", "\u00e9", "", None], n, "string"),
+        "i": _sample(rng, [-1, 0, 1, 2**62, None], n, "Int64"),
+        "f": _sample(rng, [0.0, -0.0, 1.5, float("nan"), float("inf")], n, "float64"),
+    })
+    for key in [("s",), ("i",), ("f",), ("s", "i"), ("f", "s", "i")]:
+        c = TableContract("k", (Column("s", "string"), Column("i", "int"), Column("f", "float")),
+                          key=key, max_bad_fraction=1.0)
+        want = df.duplicated(list(key), keep="first") & df[list(key)].notna().all(axis=1)
+        res = validate_table(df, c, SRC)
+        assert res.report["rows_quarantined"] == int(want.sum()) > 0, key
+        pd.testing.assert_frame_equal(res.quarantine.drop(columns=[RULES]), df[want].reset_index(drop=True))
+
+
+def test_string_rules_judge_each_row_as_pandas_does():
+    """pattern and datetime_format are evaluated once per distinct value; the verdicts are those
+    of pandas' fullmatch and to_datetime on the whole column."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    codes = ["AB", "ab", "A1", "\u00c4B", "AB\n", "A", "ABC", " AB", "", "\u0661\u0662", "12", None]
+    times = ["2013-01-01T10:00:00Z", "2013-13-01T10:00:00Z", "2013-01-01 10:00:00Z", "9999-12-31T23:59:59Z",
+             "0001-01-01T00:00:00Z", "2013-02-29T00:00:00Z", "2013-01-01T10:00:00Z\n", "2013-1-1T1:0:0Z",
+             "\uff12013-01-01T10:00:00Z", "", None]
+    df = pd.DataFrame({"code": _sample(rng, codes, n, "string"), "when": _sample(rng, times, n, "string")})
+    for pattern in [r"[A-Z]{2}", r"\d\d", r"\w+$", r"A|AB"]:
+        c = TableContract("s", (Column("code", "string", pattern=pattern),
+                                Column("when", "string", datetime_format="%Y-%m-%dT%H:%M:%SZ")),
+                          max_bad_fraction=1.0)
+        res = validate_table(df, c, SRC)
+        bad_code = df["code"].notna() & ~df["code"].astype("string").str.fullmatch(pattern).fillna(False).astype(bool)
+        parsed = pd.to_datetime(df["when"].astype("object"), format="%Y-%m-%dT%H:%M:%SZ", errors="coerce")
+        bad_when = df["when"].notna() & parsed.isna()
+        want = [";".join(rule for rule, bad in (("pattern:code", c_), ("datetime:when", w)) if bad)
+                for c_, w in zip(bad_code, bad_when)]
+        got = res.quarantine[RULES].tolist()
+        assert got == [w for w in want if w], pattern
+        assert 0 < len(got) < n
