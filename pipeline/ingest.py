@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 PARSE_ERRORS = "_parse_errors"
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
-# Arrow's types as the frame holds them; float64 is numpy's (NaN for null).
-_PANDAS_OF_ARROW = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}.get
+# Arrow's types as the frame holds them (pandas keeps strings as large_string); float64 is numpy's
+# (NaN for null).
+_PANDAS_OF_ARROW = {pa.int64(): pd.Int64Dtype(), pa.large_string(): pd.StringDtype()}.get
 _BOM = b"\xef\xbb\xbf"
 _OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
 # The numbers a landing file may hold, ASCII digits only: "12", "-3", "+4", "007" for ints (and a
@@ -143,7 +144,8 @@ def _fast_frame(body: bytes, columns: list[str], contract: TableContract) -> tup
             read_options=pacsv.ReadOptions(use_threads=True),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={raw: _ARROW_TYPES[c.kind] for raw, c in zip(columns, contract.columns)},
+                column_types={raw: pa.large_string() if c.kind == "string" else _ARROW_TYPES[c.kind]
+                              for raw, c in zip(columns, contract.columns)},
                 include_columns=columns,
                 null_values=["", *sorted(NUMBER_NULLS)],
                 strings_can_be_null=False,
@@ -158,8 +160,11 @@ def _fast_frame(body: bytes, columns: list[str], contract: TableContract) -> tup
         if col.kind == "float" and pc.all(pc.is_finite(values), skip_nulls=True).as_py() is False:
             return None, f"a NaN or infinity in column '{col.name}'"
         typed.append(_text_column(values) if col.kind == "string" else values)
-    frame = pa.table(typed, names=contract.names).to_pandas(types_mapper=_PANDAS_OF_ARROW)
-    frame[PARSE_ERRORS] = _string_series(pa.nulls(len(frame), pa.string()))
+    del table, values  # the untrimmed strings
+    # each column's arrow memory is released once converted
+    frame = pa.table(typed, names=contract.names).to_pandas(
+        types_mapper=_PANDAS_OF_ARROW, split_blocks=True, self_destruct=True)
+    frame[PARSE_ERRORS] = _string_series(pa.nulls(len(frame), pa.large_string()))
     return frame, ""
 
 
@@ -286,7 +291,7 @@ def _typed_frame(table: pa.Table, contract: TableContract) -> pd.DataFrame:
 def _text_column(raw: pa.ChunkedArray) -> pa.ChunkedArray:
     """A string column's values: trimmed, an empty cell null."""
     stripped = pc.utf8_trim_whitespace(raw)
-    return pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
+    return pc.if_else(pc.equal(stripped, ""), pa.scalar(None, raw.type), stripped)
 
 
 def _string_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:

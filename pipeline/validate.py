@@ -43,17 +43,19 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             f"{contract.min_rows} (rule: min_rows); an empty drop where data is expected usually "
             "means the upstream export failed: ask for a re-delivery")
 
-    failures = {rule: mask for rule, mask in _row_failures(df, contract, date).items() if mask.any()}
+    nulls = {c.name: np.asarray(df[c.name].isna(), dtype=bool) for c in contract.columns}
+    failures = {rule: mask for rule, mask in _row_failures(df, contract, date, nulls).items() if mask.any()}
     counts = {rule: int(mask.sum()) for rule, mask in failures.items()}
     bad = np.zeros(n, dtype=bool)
     for mask in failures.values():
         bad |= mask
 
-    null_rates = {c.name: float(df[c.name].isna().mean()) if n else 0.0 for c in contract.columns}
+    null_counts = {name: int(np.count_nonzero(mask)) for name, mask in nulls.items()}
+    null_rates = {name: k / n if n else 0.0 for name, k in null_counts.items()}
     for col in contract.columns:
         if col.max_null_fraction is not None and null_rates[col.name] > col.max_null_fraction:
             raise ContractViolation(
-                f"{source}: column '{col.name}' is null in {int(df[col.name].isna().sum())} of {n} "
+                f"{source}: column '{col.name}' is null in {null_counts[col.name]} of {n} "
                 f"rows ({null_rates[col.name]:.1%}), above the contract's limit of "
                 f"{col.max_null_fraction:.1%} (rule: max_null_fraction); check the upstream export "
                 "of that column and ask for a re-delivery")
@@ -68,8 +70,9 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             "system to re-deliver it, then rerun")
 
     warnings = _row_count_warnings(n, contract, recent_row_counts)
-    clean = (df.loc[~bad] if n_bad else df).drop(columns=[PARSE_ERRORS], errors="ignore").reset_index(drop=True)
-    quarantine = df.loc[bad].copy()
+    clean = (df.take(np.flatnonzero(~bad)) if n_bad else df).drop(columns=[PARSE_ERRORS], errors="ignore")
+    clean = clean.reset_index(drop=True)
+    quarantine = df.take(np.flatnonzero(bad))
     quarantine[RULES] = pd.Series(_labels(failures, bad), index=quarantine.index, dtype="string")
     report = {
         "table": contract.name,
@@ -94,7 +97,8 @@ def _labels(failures: dict[str, np.ndarray], bad: np.ndarray) -> list[str]:
     return [";".join(r) for r in rules]
 
 
-def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None) -> dict[str, np.ndarray]:
+def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None,
+                  nulls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out: dict[str, object] = {}
     factorized: dict[str, tuple[np.ndarray, object]] = {}
 
@@ -112,13 +116,13 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
     for col in contract.columns:
         s = df[col.name]
         if not col.nullable:
-            out[f"not_null:{col.name}"] = s.isna()
+            out[f"not_null:{col.name}"] = nulls[col.name]
         if col.min is not None:
             out[f"min:{col.name}"] = (s < col.min).fillna(False).astype(bool)
         if col.max is not None:
             out[f"max:{col.name}"] = (s > col.max).fillna(False).astype(bool)
         if col.allowed is not None:
-            out[f"allowed:{col.name}"] = s.notna() & ~s.isin(sorted(col.allowed))
+            out[f"allowed:{col.name}"] = _failing_values(s, lambda v: v.isin(sorted(col.allowed)), factorize)
         if col.pattern is not None:
             regex = re.compile(col.pattern)
             out[f"pattern:{col.name}"] = _failing_values(

@@ -186,6 +186,11 @@ def test_input_frame_is_not_mutated():
     res.clean.loc[0, "v"] = 99.0
     res.quarantine.loc[0, "v"] = 99.0
     pd.testing.assert_frame_equal(df, before)
+    clean = frame([ok(1), ok(2)], parse_errors=[None, None])
+    before = clean.copy(deep=True)
+    res = validate_table(clean, contract(), SRC, date=DAY)  # no bad row: the clean frame is not copied
+    res.clean.loc[0, "v"] = 99.0
+    pd.testing.assert_frame_equal(clean, before)
 
 
 def _sample(rng: np.random.Generator, values: list, n: int, dtype: str) -> pd.Series:
