@@ -155,12 +155,11 @@ def _fast_frame(body: bytes, columns: list[str], contract: TableContract) -> tup
         ).rename_columns(contract.names)
     except pa.ArrowException as exc:
         return None, f"pyarrow: {str(exc)[:200]}"
-    typed = []
-    for col, values in zip(contract.columns, table.columns):
-        if col.kind == "float" and pc.all(pc.is_finite(values), skip_nulls=True).as_py() is False:
+    for col in contract.columns:
+        if col.kind == "float" and pc.all(pc.is_finite(table[col.name]), skip_nulls=True).as_py() is False:
             return None, f"a NaN or infinity in column '{col.name}'"
-        typed.append(_text_column(values) if col.kind == "string" else values)
-    del table, values  # the untrimmed strings
+    typed = [_text_column(table[c.name]) if c.kind == "string" else table[c.name] for c in contract.columns]
+    del table  # the untrimmed strings
     # each column's arrow memory is released once converted
     frame = pa.table(typed, names=contract.names).to_pandas(
         types_mapper=_PANDAS_OF_ARROW, split_blocks=True, self_destruct=True)

@@ -44,7 +44,7 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
             "means the upstream export failed: ask for a re-delivery")
 
     nulls = {c.name: np.asarray(df[c.name].isna(), dtype=bool) for c in contract.columns}
-    failures = {rule: mask for rule, mask in _row_failures(df, contract, date, nulls).items() if mask.any()}
+    failures = _row_failures(df, contract, date, nulls)
     counts = {rule: int(mask.sum()) for rule, mask in failures.items()}
     bad = np.zeros(n, dtype=bool)
     for mask in failures.values():
@@ -99,8 +99,14 @@ def _labels(failures: dict[str, np.ndarray], bad: np.ndarray) -> list[str]:
 
 def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | None,
                   nulls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out: dict[str, object] = {}
+    """The rows each rule fails, for the rules that some row fails (in the order of the labels)."""
+    out: dict[str, np.ndarray] = {}
     factorized: dict[str, tuple[np.ndarray, object]] = {}
+
+    def fail(rule: str, mask) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():  # a day has ~40 rules and few failing rows: keep no mask of all-False
+            out[rule] = mask
 
     def factorize(name: str) -> tuple[np.ndarray, object]:
         """Codes (-1 for null) of a column's values, and its distinct values; once per column."""
@@ -111,34 +117,33 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
     if PARSE_ERRORS in df.columns and df[PARSE_ERRORS].notna().any():
         errs = df[PARSE_ERRORS].fillna("")
         for col in contract.columns:
-            out[f"parseable:{col.name}"] = errs.str.contains(
-                rf"(?:^|;){re.escape(col.name)}(?:;|$)", regex=True)
+            fail(f"parseable:{col.name}", errs.str.contains(rf"(?:^|;){re.escape(col.name)}(?:;|$)", regex=True))
     for col in contract.columns:
         s = df[col.name]
         if not col.nullable:
-            out[f"not_null:{col.name}"] = nulls[col.name]
+            fail(f"not_null:{col.name}", nulls[col.name])
         if col.min is not None:
-            out[f"min:{col.name}"] = (s < col.min).fillna(False).astype(bool)
+            fail(f"min:{col.name}", (s < col.min).fillna(False))
         if col.max is not None:
-            out[f"max:{col.name}"] = (s > col.max).fillna(False).astype(bool)
+            fail(f"max:{col.name}", (s > col.max).fillna(False))
         if col.allowed is not None:
-            out[f"allowed:{col.name}"] = _failing_values(s, lambda v: v.isin(sorted(col.allowed)), factorize)
+            fail(f"allowed:{col.name}", _failing_values(s, lambda v: v.isin(sorted(col.allowed)), factorize))
         if col.pattern is not None:
             regex = re.compile(col.pattern)
-            out[f"pattern:{col.name}"] = _failing_values(
-                s, lambda v: v.astype("string").str.fullmatch(regex.pattern).fillna(False).astype(bool), factorize)
+            fail(f"pattern:{col.name}", _failing_values(
+                s, lambda v: v.astype("string").str.fullmatch(regex.pattern).fillna(False), factorize))
         if col.datetime_format is not None:
-            out[f"datetime:{col.name}"] = _failing_values(
+            fail(f"datetime:{col.name}", _failing_values(
                 s, lambda v: pd.to_datetime(v.astype("object"), format=col.datetime_format, errors="coerce").notna(),
-                factorize)
+                factorize))
     for check in contract.checks:
-        out[check.name] = ~check.valid(df).fillna(False).astype(bool)
+        fail(check.name, ~check.valid(df).fillna(False).astype(bool))
     if contract.date_columns and date is not None:
         y, m, d = contract.date_columns
-        out["partition_date"] = ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False)
+        fail("partition_date", ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False))
     if contract.key:
-        out[f"duplicate_key:{','.join(contract.key)}"] = _duplicated_keys(len(df), contract.key, factorize)
-    return {rule: np.asarray(mask, dtype=bool) for rule, mask in out.items()}
+        fail(f"duplicate_key:{','.join(contract.key)}", _duplicated_keys(len(df), contract.key, factorize))
+    return out
 
 
 def _failing_values(s: pd.Series, valid: Callable[[pd.Series], pd.Series],
