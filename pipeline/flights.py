@@ -108,10 +108,13 @@ PLANES = TableContract(
 
 DAILY_TABLES = {"flights": FLIGHTS, "weather": WEATHER}
 REFERENCE_TABLES = {"planes": PLANES}
-# The daily table whose earlier days feed the trailing aggregates, and the columns they use (only
-# these are read: at a million flights a day, a week of history is 7M rows).
+# The daily table whose earlier days feed the trailing aggregates. Each clean day of it is also
+# stored as a small summary (summarize_history: late flights and labelled flights per carrier and
+# route), which is all the trailing aggregates read: at a million flights a day a week of history
+# is 7M rows but ~20k summary rows. HISTORY_COLUMNS are the clean columns a summary is made from.
 HISTORY_TABLE = "flights"
 HISTORY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "arr_delay"]
+HISTORY_SUMMARY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "late_sum", "late_count"]
 
 TARGET = "late"
 KEY_COLUMNS = ["date", "carrier", "flight", "origin", "dest", "sched_dep_time", "tailnum"]
@@ -146,13 +149,33 @@ def late_label(flights: pd.DataFrame) -> pd.Series:
                      index=flights.index, dtype="float64")
 
 
+def summarize_history(flights: pd.DataFrame) -> pd.DataFrame:
+    """Per day, carrier and route: the number of labelled flights and how many arrived late
+    (HISTORY_SUMMARY_COLUMNS). Sums and counts add up, so trailing rates over any set of days
+    computed from summaries equal those computed from the flights themselves."""
+    late = late_label(flights)
+    keys = ["year", "month", "day", "carrier", "origin", "dest"]
+    rows = pd.DataFrame({k: flights[k] for k in keys}).assign(late=late.to_numpy())
+    rows = rows[rows["late"].notna()]
+    out = (rows.groupby(keys, observed=True, sort=True)["late"].agg(late_sum="sum", late_count="count")
+           .reset_index())
+    return pd.DataFrame({
+        **{k: out[k].astype("int64") for k in ("year", "month", "day")},
+        **{k: out[k].astype("string") for k in ("carrier", "origin", "dest")},
+        "late_sum": out["late_sum"].astype("float64"), "late_count": out["late_count"].astype("int64"),
+    }, columns=HISTORY_SUMMARY_COLUMNS)
+
+
 def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame,
                    history: pd.DataFrame, date: dt.date, trailing_days: int) -> pd.DataFrame:
     """One row per flight of `date` with KEY_COLUMNS, FEATURES and TARGET.
 
-    `history` holds clean flights of earlier days only (rows of `date` or later raise); the
-    trailing aggregates use its last `trailing_days` days. Lookups go through integer codes and
-    small tables (no row-by-row merges), so the cost is linear in the rows with a small constant."""
+    `history` is summarize_history() of clean flights of earlier days only (rows of `date` or
+    later raise); the trailing aggregates use its last `trailing_days` days. Lookups go through
+    integer codes and small tables (no row-by-row merges): linear in the rows, small constant."""
+    missing = [c for c in HISTORY_SUMMARY_COLUMNS if c not in history.columns]
+    if len(history.columns) and missing:
+        raise ValueError(f"history must be summarize_history() output; it lacks {missing}")
     hist_dates = _dates(history)
     if len(history) and (hist_dates >= pd.Timestamp(date)).any():
         raise ValueError(f"history for features of {date} contains rows of {date} or later: "
@@ -259,11 +282,12 @@ def _join_trailing(out: pd.DataFrame, history: pd.DataFrame, hist_dates: pd.Seri
         return
     start = pd.Timestamp(date) - pd.Timedelta(days=trailing_days)
     yesterday = pd.Timestamp(date) - pd.Timedelta(days=1)
-    late = late_label(history).to_numpy()
+    late = history["late_sum"].to_numpy(np.float64)
+    count = history["late_count"].to_numpy(np.float64)
     when = hist_dates.to_numpy()
-    keep = (when >= start) & ~np.isnan(late)
+    keep = when >= start
     last = keep & (when == yesterday)
-    prior = float(late[keep].mean()) if keep.any() else np.nan
+    prior = late[keep].sum() / count[keep].sum() if count[keep].sum() else np.nan
     carrier, dest = _Codes(out["carrier"]), _Codes(out["dest"])
     h_carrier, h_origin, h_dest = carrier.of(history["carrier"]), origin.of(history["origin"]), dest.of(history["dest"])
     route = np.where((h_origin >= 0) & (h_dest >= 0), h_origin * max(dest.n, 1) + h_dest, -1)
@@ -274,18 +298,18 @@ def _join_trailing(out: pd.DataFrame, history: pd.DataFrame, hist_dates: pd.Seri
             ("late_rate_origin_7d", keep, h_origin, origin.codes, origin.n),
             ("late_rate_origin_1d", last, h_origin, origin.codes, origin.n),
             ("late_rate_carrier_1d", last, h_carrier, carrier.codes, carrier.n)):
-        out[name] = _smoothed_rate(late, rows, h_codes, codes, n, prior)
-    out["late_rate_all_1d"] = float(late[last].mean()) if last.any() else np.nan
+        out[name] = _smoothed_rate(late, count, rows, h_codes, codes, n, prior)
+    out["late_rate_all_1d"] = late[last].sum() / count[last].sum() if count[last].sum() else np.nan
 
 
-def _smoothed_rate(late: np.ndarray, rows: np.ndarray, h_codes: np.ndarray, codes: np.ndarray,
-                   n: int, prior: float) -> np.ndarray:
+def _smoothed_rate(late: np.ndarray, count: np.ndarray, rows: np.ndarray, h_codes: np.ndarray,
+                   codes: np.ndarray, n: int, prior: float) -> np.ndarray:
     """Each flight's group late rate over the history `rows`, shrunk towards `prior` by
     _PRIOR_FLIGHTS; the prior itself for a group without history; NaN when `rows` is empty."""
-    if not rows.any():
+    if not count[rows].sum():
         return np.full(len(codes), np.nan)
     use = rows & (h_codes >= 0)
     sums = np.bincount(h_codes[use], weights=late[use], minlength=n)
-    counts = np.bincount(h_codes[use], minlength=n)
+    counts = np.bincount(h_codes[use], weights=count[use], minlength=n)
     rate = (sums + _PRIOR_FLIGHTS * prior) / (counts + _PRIOR_FLIGHTS)
     return _take(rate, np.where(codes >= 0, codes, -1))

@@ -125,6 +125,7 @@ class _Validate:
         return {"clean": s.file(s.partition("clean", self.table, date), "part-0.parquet"),
                 "quarantine": s.file(s.partition("quarantine", self.table, date), "part-0.parquet"),
                 "report": s.file(s.partition("validation", self.table, date), "report.json"),
+                "summary": s.file(s.partition("clean", self.table, date), "summary.parquet"),
                 "flag": s.flag(s.partition("clean", self.table, date))}
 
     def validate(self, date, reference: bool, recent: list[int] | None) -> None:
@@ -143,6 +144,8 @@ class _Validate:
         st.write_parquet(out["quarantine"], result.quarantine)
         st.write_json(out["report"], report)
         st.write_parquet(out["clean"], result.clean)
+        if date is not None and self.table == dataset.HISTORY_TABLE:  # what later days' features read
+            st.write_parquet(out["summary"], dataset.summarize_history(result.clean))
         st.write_flag(out["flag"])
         r = result.report
         self.set_status_message(f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
@@ -170,6 +173,14 @@ class CleanPartition(DailyTask, _Validate):
 
     def clean_target(self):
         return self.outputs(self.date)["clean"]
+
+    def history_summary(self):
+        """The day's summarize_history() (stored beside the clean rows; computed from them for a
+        partition validated before summaries were stored)."""
+        target = self.outputs(self.date)["summary"]
+        if target.exists():
+            return st.read_parquet(target)
+        return dataset.summarize_history(st.read_parquet(self.clean_target(), columns=dataset.HISTORY_COLUMNS))
 
     def delivery_change(self) -> tuple[str, str] | None:
         """(sha256 the day was validated from, sha256 of the landing file now) when the landing

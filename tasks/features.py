@@ -35,7 +35,7 @@ class FeaturePartition(DailyTask):
         req = self.requires()
         tables = {t: st.read_parquet(task.clean_target()) for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
-        history = [st.read_parquet(task.clean_target(), columns=dataset.HISTORY_COLUMNS) for task in req["history"]]
+        history = [task.history_summary() for task in req["history"]]
         history = pd.concat([h for h in history if len(h)] or history[:1] or [pd.DataFrame()], ignore_index=True)
         frame = dataset.build_features(**tables, **refs, history=history, date=self.date,
                                        trailing_days=self.trailing_days)

@@ -39,7 +39,7 @@ def history_of(make_flight, make_flights):
         for i, (day, carrier, origin, dest, delay) in enumerate(rows):
             out.append(make_flight(year=day.year, month=day.month, day=day.day, carrier=carrier,
                                    origin=origin, dest=dest, arr_delay=delay, flight=1000 + i))
-        return make_flights(out)
+        return fl.summarize_history(make_flights(out))
     return build
 
 
@@ -65,7 +65,7 @@ def test_no_outcome_column_is_a_feature():
 
 def test_build_features_outputs_keys_features_target_only(make_flights, make_flight):
     out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES,
-                            make_flights([]), DAY, trailing_days=7)
+                            fl.summarize_history(make_flights([])), DAY, trailing_days=7)
     assert list(out.columns) == fl.OUTPUT_COLUMNS
     assert not set(fl.OUTCOME_COLUMNS) & set(out.columns)
 
@@ -88,7 +88,7 @@ def test_calendar_clock_and_count_features(make_flights, make_flight):
         make_flight(flight=3, sched_dep_time=600, origin="EWR"),
         make_flight(flight=4, sched_dep_time=1310, origin="JFK"),
     ])
-    out = fl.build_features(df, NO_WEATHER, NO_PLANES, make_flights([]), DAY, trailing_days=7)
+    out = fl.build_features(df, NO_WEATHER, NO_PLANES, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
     assert out["sched_dep_minutes"].tolist() == [13 * 60 + 45, 13 * 60, 6 * 60, 13 * 60 + 10]
     assert out["sched_arr_minutes"].iloc[0] == 23 * 60 + 59
     assert out["origin_flights_day"].tolist() == [3.0, 3.0, 3.0, 1.0]
@@ -108,7 +108,7 @@ def test_weather_joined_at_scheduled_hour_by_origin(make_flights, make_flight):
         make_flight(flight=5, origin="JFK", sched_dep_time=900),   # JFK 5h and 13h both > 2h away -> NaN
         make_flight(flight=6, origin="EWR", sched_dep_time=2000),  # EWR 9h is 11h away -> NaN
     ])
-    out = fl.build_features(df, wx, NO_PLANES, make_flights([]), DAY, trailing_days=7)
+    out = fl.build_features(df, wx, NO_PLANES, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
     assert out["flight"].tolist() == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(out["temp"].to_numpy(), [20.0, 30.0, 10.0, np.nan, np.nan, np.nan])
     assert out["wind_speed"].iloc[0] == float(fl.WEATHER_FEATURES.index("wind_speed"))
@@ -120,7 +120,7 @@ def test_planes_joined_by_tailnum(make_flights, make_flight):
     df = make_flights([make_flight(flight=1, tailnum="N2"), make_flight(flight=2, tailnum="N1"),
                        make_flight(flight=3, tailnum="N999"), make_flight(flight=4, tailnum=None),
                        make_flight(flight=5, tailnum="N1")])
-    out = fl.build_features(df, NO_WEATHER, pl, make_flights([]), DAY, trailing_days=7)
+    out = fl.build_features(df, NO_WEATHER, pl, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
     assert len(out) == 5
     assert out["flight"].tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(out["plane_age"].to_numpy(), [np.nan, 10.0, np.nan, np.nan, 10.0])
@@ -183,7 +183,7 @@ def test_trailing_rates_use_only_history_within_trailing_days(make_flights, make
 
 
 def test_trailing_rates_are_nan_without_history(make_flights, make_flight):
-    out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, make_flights([]), DAY, 7)
+    out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, fl.summarize_history(make_flights([])), DAY, 7)
     assert out[fl.TRAILING_FEATURES].isna().all().all()
 
 

@@ -190,7 +190,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
         st.read_parquet(CleanPartition(table="flights", date=D(2013, 1, 3)).clean_target()),
         st.read_parquet(CleanPartition(table="weather", date=D(2013, 1, 3)).clean_target()),
         st.read_parquet(CleanReference(table="planes").clean_target()),
-        store_history, D(2013, 1, 3), trailing_days=3)
+        dataset.summarize_history(store_history), D(2013, 1, 3), trailing_days=3)
     pd.testing.assert_frame_equal(st.read_parquet(FeaturePartition(date=D(2013, 1, 3)).output()), recomputed,
                                   check_dtype=False)
 
