@@ -56,8 +56,8 @@ def test_a_day_of_a_million_flights_takes_the_fast_path(source, caplog):
 
 @pytest.fixture(scope="module")
 def lines(source) -> list[bytes]:
-    """A synthetic day of 40,000 flights (4 MB: several blocks of pyarrow's parallel reader)."""
-    return synthetic_day(source, 40_000).split(b"\n")
+    """A synthetic day of 25,000 flights (2.5 MB: several blocks of pyarrow's parallel reader)."""
+    return synthetic_day(source, 25_000).split(b"\n")
 
 
 def with_cell(lines: list[bytes], row: int, column: str, text: bytes) -> bytes:
@@ -89,17 +89,17 @@ def with_cell(lines: list[bytes], row: int, column: str, text: bytes) -> bytes:
     ("tailnum", b"N10X", "fast"),
 ])
 def test_a_cell_deep_in_a_large_file_reads_as_the_strict_rules_read_it(lines, caplog, column, text, path):
-    data = with_cell(lines, 35_123, column, text)
+    data = with_cell(lines, 21_123, column, text)
     fast, taken = parse_logged(data, caplog)
     strict, _ = parse_logged(data, caplog, strict=True)
     assert taken == path
     pd.testing.assert_frame_equal(fast, strict, check_exact=True)
-    assert len(fast) == 40_000
+    assert len(fast) == 25_000
 
 
 def test_a_ragged_row_deep_in_a_large_file_gets_the_strict_message(lines, caplog):
-    data = b"\n".join(lines[:30_001] + [lines[30_001] + b",extra"] + lines[30_002:])
+    data = b"\n".join(lines[:20_001] + [lines[20_001] + b",extra"] + lines[20_002:])
     fast, taken = parse_logged(data, caplog)
     strict, _ = parse_logged(data, caplog, strict=True)
     assert taken == "strict" and fast == strict
-    assert "row 30002 (counting the header as row 1): Expected 19 columns, got 20" in fast
+    assert "row 20002 (counting the header as row 1): Expected 19 columns, got 20" in fast
