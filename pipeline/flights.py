@@ -115,6 +115,10 @@ REFERENCE_TABLES = {"planes": PLANES}
 HISTORY_TABLE = "flights"
 HISTORY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "arr_delay"]
 HISTORY_SUMMARY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "late_sum", "late_count"]
+# The clean columns build_features reads of the day's tables (None: all); only these are loaded.
+FEATURE_INPUT_COLUMNS = {"flights": ["carrier", "flight", "origin", "dest", "sched_dep_time", "sched_arr_time",
+                                     "tailnum", "hour", "distance", "arr_delay"],
+                         "weather": None}
 
 TARGET = "late"
 KEY_COLUMNS = ["date", "carrier", "flight", "origin", "dest", "sched_dep_time", "tailnum"]

@@ -33,7 +33,8 @@ class FeaturePartition(DailyTask):
 
     def run(self):
         req = self.requires()
-        tables = {t: st.read_parquet(task.clean_target()) for t, task in req["tables"].items()}
+        tables = {t: st.read_parquet(task.clean_target(), columns=dataset.FEATURE_INPUT_COLUMNS.get(t))
+                  for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
         history = [task.history_summary() for task in req["history"]]
         history = pd.concat([h for h in history if len(h)] or history[:1] or [pd.DataFrame()], ignore_index=True)
