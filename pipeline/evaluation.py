@@ -1,7 +1,10 @@
 """Holdout metrics, the challenger-vs-production comparison and the gate decision."""
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -30,15 +33,28 @@ def _bound_ok(metric: str, value: float, bound: float) -> bool:
 
 
 def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC AUC of each row of `weights` (bootstrap counts), ties counted half: one sort for all."""
+    """ROC AUC of each row of `weights` (integer bootstrap counts), ties counted half: one sort for
+    all rows, then per row one cumulative sum over the negatives and a gather at the positives.
+    Sums of integer counts are exact, so this equals the AUC of the resampled rows."""
     order = np.argsort(scores, kind="mergesort")
-    s, y, w = scores[order], labels[order].astype(float), weights[:, order].astype(float)
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = np.add.reduceat(w * y, starts, axis=1)
-    neg = np.add.reduceat(w * (1.0 - y), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    den = pos.sum(axis=1) * neg.sum(axis=1)
-    return np.where(den > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
+    s, positive = scores[order], labels[order].astype(bool)
+    new_group = np.r_[True, s[1:] != s[:-1]]
+    starts = np.flatnonzero(new_group)
+    group = np.cumsum(new_group) - 1
+    ends = np.r_[starts[1:], len(s)]
+    neg_at = np.flatnonzero(~positive)  # sorted positions of the negatives
+    pos_group = group[positive]
+    # negatives below each positive's tie group, and up to its end (the cumsum has a leading 0)
+    below = np.searchsorted(neg_at, starts[pos_group])
+    upto = np.searchsorted(neg_at, ends[pos_group])
+    counts = weights.astype(np.int32, copy=False)  # resample counts and their sums stay below n
+    cum = np.zeros((len(counts), len(neg_at) + 1), dtype=np.int32)
+    np.cumsum(np.take(counts, order[~positive], axis=1), axis=1, out=cum[:, 1:])
+    pos_weights = np.take(counts, order[positive], axis=1)
+    ties = np.take(cum, below, axis=1) + np.take(cum, upto, axis=1)
+    twice = np.einsum("ij,ij->i", pos_weights, ties, dtype=np.int64)  # 2 x (pairs won + ties / 2)
+    den = pos_weights.sum(axis=1, dtype=np.int64) * cum[:, -1]
+    return np.where(den > 0, twice / np.where(den > 0, 2.0 * den, 1.0), np.nan)
 
 
 def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -64,9 +80,9 @@ def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.
     n, sign = len(labels), 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     rng = np.random.default_rng(seed)
     diffs = []
-    chunk = max(1, min(samples, 20_000_000 // max(n, 1)))  # bounded memory for large holdouts
+    chunk = max(1, min(samples, 4_000_000 // max(n, 1)))  # bounded memory for large holdouts
     for done in range(0, samples, chunk):
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, samples - done))
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, samples - done)).astype(np.int32)
         diffs.append(sign * (_weighted_metric(metric, labels, challenger, weights)
                              - _weighted_metric(metric, labels, production, weights)))
     d = np.concatenate(diffs)
@@ -143,19 +159,21 @@ def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed:
     return {col: round(float(v), 6) for col, v in zip(X.columns, result.importances_mean)}
 
 
-def evaluate_challenger(challenger, production, holdout, numeric: list[str], categorical: list[str],
-                        target: str, rules: dict, importance: dict[str, float], title: str,
-                        context: dict) -> tuple[dict, str]:
-    """Score the holdout rows with the challenger and (if any) the production model, apply the
-    gate, and render the HTML report with the challenger's `importance` (computed at training).
-    `rules`: floors, tolerance, compare_metric, bootstrap_samples, confidence, seed.
+def evaluate_challenger(challenger, production, holdout: Iterable[tuple[dt.date, Any]], numeric: list[str],
+                        categorical: list[str], target: str, rules: dict, importance: dict[str, float],
+                        title: str, context: dict) -> tuple[dict, str]:
+    """Score the labelled holdout rows with the challenger and (if any) the production model, apply
+    the gate, and render the HTML report with the challenger's `importance` (computed at training).
+    `holdout` holds (day, rows) pairs, read one at a time; when they hold more than
+    `rules["max_eval_rows"]` (> 0) labelled rows, the gate uses that many, sampled with
+    training.sample_rows seeded by `rules["seed"]` (the same rows for both models).
+    `rules`: floors, tolerance, compare_metric, bootstrap_samples, confidence, seed, max_eval_rows.
     `context` (ids, dates) is copied into the record. Returns (evaluation record, html)."""
     from pipeline import report, training
 
-    rows = training.labelled(holdout, target)
-    labels = rows[target].astype(int).to_numpy()
-    X = training.feature_matrix(rows, numeric, categorical)
-    curves = {"challenger": challenger.predict_proba(X)[:, 1]} if len(rows) else {"challenger": np.array([])}
+    rows, counts = training.sample_rows(holdout, target, rules.get("max_eval_rows", 0), rules["seed"])
+    labels = rows[target].to_numpy(dtype=float).astype(int) if len(rows) else np.array([], dtype=int)
+    curves = {"challenger": training.predict(challenger, rows, numeric, categorical)}
     challenger_metrics = metrics(labels, curves["challenger"])
     production_metrics, comparison = None, None
     if production is not None:
@@ -164,12 +182,16 @@ def evaluate_challenger(challenger, production, holdout, numeric: list[str], cat
         comparison = paired_bootstrap(labels, curves["challenger"], curves["production"],
                                       rules["compare_metric"], rules["bootstrap_samples"],
                                       rules["confidence"], rules["seed"])
+    del rows
     evaluation = {
         **context,
+        "holdout_rows": {"available": counts["rows_available"], "labelled": counts["rows_labelled"],
+                         "evaluated": counts["rows_sampled"], "max_eval_rows": rules.get("max_eval_rows", 0),
+                         "sample_seed": rules["seed"]},
         "challenger": challenger_metrics,
         "production": production_metrics,
         "decision": gate(challenger_metrics, rules["floors"], comparison, rules["tolerance"]),
         "importance": importance,
     }
-    images = report.evaluation_plots(labels, curves, importance) if len(rows) else []
+    images = report.evaluation_plots(labels, curves, importance) if len(labels) else []
     return evaluation, report.evaluation_html(title, evaluation, images)

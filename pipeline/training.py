@@ -8,8 +8,10 @@ import hashlib
 import os
 import platform
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,51 +72,224 @@ def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparamete
 
 
 def feature_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """The model's input columns with plain dtypes (float for numbers, object for categories)."""
+    """The model's input columns with plain dtypes (object for categories, missing as NaN; float for
+    numbers), categories first, built in one copy."""
     missing = [c for c in numeric + categorical if c not in frame.columns]
     if missing:
         raise KeyError(f"feature column(s) {missing} are missing from the feature partitions")
-    X = frame[numeric].astype("float64")
-    for col in categorical:
-        X[col] = frame[col].astype(object).where(frame[col].notna(), np.nan)
-    return X[categorical + numeric]
+    columns = {c: pd.Series(_object_values(frame[c]), index=frame.index, dtype=object) for c in categorical}
+    columns.update({c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in numeric})
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _object_values(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):  # one object per category, not per row
+        categories = np.append(column.cat.categories.to_numpy(dtype=object), np.nan)
+        return categories[column.cat.codes.to_numpy()]  # code -1 (missing) picks the NaN
+    return column.to_numpy(dtype=object, na_value=np.nan)
 
 
 def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    return frame.loc[frame[target].notna()]
+    mask = frame[target].notna()
+    return frame if mask.all() else frame.loc[mask]
 
 
-def train_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
-                hp: Hyperparameters, max_train_rows: int = 0, min_train_rows: int = 500,
-                estimator: Pipeline | None = None) -> tuple[Pipeline, dict]:
-    """Fit `estimator` (default: make_estimator(hp)) on the labelled rows of `frame` (a cap of
-    `max_train_rows`, sampled with the model's seed, when > 0). Returns the fitted pipeline and
-    its training metadata."""
-    rows = labelled(frame, target)
-    if len(rows) < min_train_rows:
-        raise TrainingError(f"only {len(rows)} labelled training rows (minimum {min_train_rows})")
-    if rows[target].nunique() < 2:
+# ---- reproducible row samples, read day by day ---------------------------------------------------
+# A part is one day's rows: a pandas DataFrame or a pyarrow Table.
+Part = Any
+
+# The rows kept of the days read so far are pruned when they exceed the cap by this factor (so
+# memory stays bounded by about twice the cap plus one day, with few prunes).
+_PRUNE_SLACK = 1.5
+
+
+def sample_keys(seed: int, day: dt.date | str, n: int) -> np.ndarray:
+    """The sampling keys of a day's `n` labelled rows, in row order: a day keeps the rows with its
+    smallest keys. They depend only on (seed, day, n), so a rerun keys the same rows the same way."""
+    day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+    return np.random.default_rng([seed, day.toordinal()]).random(n)
+
+
+def day_quotas(labelled_by_day: dict[str, int], max_rows: int) -> dict[str, int]:
+    """Rows each day contributes to a sample of `max_rows` (> 0): its share of the labelled rows,
+    rounded by largest remainder (ties to the earlier day), so they add up to the cap exactly; every
+    row of every day when there are no more than `max_rows`."""
+    total = sum(labelled_by_day.values())
+    if total <= max_rows:
+        return dict(labelled_by_day)
+    quotas = {day: max_rows * n // total for day, n in labelled_by_day.items()}
+    by_remainder = sorted(labelled_by_day, key=lambda day: (-(max_rows * labelled_by_day[day] % total), day))
+    for day in by_remainder[:max_rows - sum(quotas.values())]:
+        quotas[day] += 1
+    return quotas
+
+
+def sample_rows(parts: Iterable[tuple[dt.date, Part]], target: str, max_rows: int, seed: int
+                ) -> tuple[pd.DataFrame, dict]:
+    """The labelled rows (`target` known) of `parts`, (day, rows of that day) pairs consumed one at a
+    time, or, when there are more than `max_rows` > 0 of them, a sample of exactly `max_rows`: each
+    day contributes its day_quotas(...) share, its rows with the smallest sample_keys(seed, day, ...)
+    -- a uniform sample of the day's labelled rows. Only the rows of the days read so far that can
+    still be in the sample are held (a day's final quota is at most its share of the rows read so
+    far), so memory is bounded by about twice the cap plus one day, whatever the number of days.
+    Rows come back in the order of the parts, and of the rows within a part, as a DataFrame with a
+    fresh index. Returns (rows, counts: rows_available, rows_labelled, rows_sampled,
+    rows_sampled_by_day)."""
+    if max_rows < 0:
+        raise ValueError(f"max_rows must be >= 0 (0 = no cap), got {max_rows}")
+    pieces: list[dict] = []  # per day: its rows kept (in row order), their keys, its labelled rows
+    available = labelled_rows = kept = 0
+    part = labels = None
+    for day, part in parts:
+        labels = np.asarray(part[target], dtype=float)
+        positions = np.flatnonzero(~np.isnan(labels))
+        available, labelled_rows = available + len(labels), labelled_rows + len(positions)
+        piece = {"day": str(day), "labelled": len(positions), "keys": None}
+        if max_rows:
+            keys = sample_keys(seed, day, len(positions))
+            keep = _smallest(keys, _bound(max_rows, len(positions), labelled_rows))
+            if keep is not None:
+                positions, keys = positions[keep], keys[keep]
+            piece["keys"] = keys
+        piece["rows"] = part if len(positions) == len(labels) else _select(part, positions)
+        pieces.append(piece)
+        kept += len(positions)
+        if max_rows and kept > _PRUNE_SLACK * max_rows:
+            for earlier in pieces:  # only where at least half is no longer needed: little copying
+                bound = _bound(max_rows, earlier["labelled"], labelled_rows)
+                if len(earlier["keys"]) > 2 * bound:
+                    kept -= len(earlier["keys"]) - _shrink(earlier, bound)
+    if max_rows:
+        quotas = day_quotas({p["day"]: p["labelled"] for p in pieces}, max_rows)
+        for piece in pieces:
+            _shrink(piece, quotas[piece["day"]])
+    by_day = {p["day"]: len(p["rows"]) for p in pieces}
+    rows = _concat([p.pop("rows") for p in pieces])
+    if not isinstance(part, pd.DataFrame):  # the days were read with pyarrow
+        import pyarrow as pa
+
+        part = labels = None
+        pa.default_memory_pool().release_unused()  # hand what was read back to the OS before fitting
+    return rows, {"rows_available": int(available), "rows_labelled": int(labelled_rows),
+                  "rows_sampled": int(len(rows)), "rows_sampled_by_day": by_day}
+
+
+def _bound(max_rows: int, labelled: int, labelled_so_far: int) -> int:
+    """The most rows a day with `labelled` rows can contribute, when at least `labelled_so_far`
+    rows are labelled in all: its share of the cap, rounded up."""
+    return min(labelled, -(-max_rows * labelled // max(labelled_so_far, 1)))
+
+
+def _smallest(keys: np.ndarray, k: int) -> np.ndarray | None:
+    """Sorted indices of the `k` smallest keys, or None when that is all of them."""
+    if k >= len(keys):
+        return None
+    return np.sort(np.argpartition(keys, k - 1)[:k]) if k else np.array([], dtype=np.int64)
+
+
+def _shrink(piece: dict, k: int) -> int:
+    keep = _smallest(piece["keys"], k)
+    if keep is not None:
+        piece["rows"], piece["keys"] = _select(piece["rows"], keep), piece["keys"][keep]
+    return len(piece["keys"])
+
+
+def _select(part: Part, positions: np.ndarray) -> Part:
+    """The rows of `part` at the sorted `positions`."""
+    if isinstance(part, pd.DataFrame):
+        return part.take(positions)
+    import pyarrow as pa
+
+    mask = np.zeros(len(part), dtype=bool)
+    mask[positions] = True
+    return part.filter(pa.array(mask))  # chunk by chunk; take() would first concatenate the chunks
+
+
+def _concat(parts: list[Part]) -> pd.DataFrame:
+    """One DataFrame of the parts (empty ones left out unless all are empty)."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    if not parts:
+        return pd.DataFrame()
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    import pyarrow as pa
+
+    table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+    return table.to_pandas()
+
+
+def model_inputs(rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """(X, y) of labelled rows: the feature matrix and the 0/1 labels."""
+    return feature_matrix(rows, numeric, categorical), rows[target].to_numpy(dtype=float).astype(int)
+
+
+def training_rows(parts: Iterable[tuple[dt.date, Part]], numeric: list[str], categorical: list[str],
+                  target: str, max_train_rows: int, random_state: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Exactly the (X, y) that CandidateModel fits on, given its training days' feature rows as
+    (day, rows) pairs in window order (tasks.base.read_partitions reads them): for a bare-fit
+    comparison, `make_estimator(numeric, categorical, hp).fit(X, y)` is the training step's fit."""
+    rows, _ = sample_rows(parts, target, max_train_rows, random_state)
+    return model_inputs(rows, numeric, categorical, target)
+
+
+def subsample(n: int, max_rows: int, seed: int) -> np.ndarray | None:
+    """Sorted positions of a seeded sample of `max_rows` of `n` rows, or None when all are kept."""
+    if not max_rows or n <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+# The monitoring reference profile (bins, fractions, training scores) is computed on at most this
+# many training rows, seeded: deciles and category shares are as good as on all rows, and scoring
+# them costs ~1 s at 200 trees instead of ~25 s per million rows.
+PROFILE_ROWS = 50_000
+# Permutation importance runs on at most this many labelled holdout rows, seeded (each input and
+# repeat costs one prediction of them): about the 3-day holdout of the real data.
+IMPORTANCE_ROWS = 3_000
+
+
+def train_model(rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
+                hp: Hyperparameters, min_train_rows: int = 500, estimator: Pipeline | None = None,
+                counts: dict | None = None, profile_rows: int = PROFILE_ROWS) -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp)) on the labelled rows of `rows` (sample them
+    first with sample_rows, whose `counts` then go into the metadata). Returns the fitted pipeline
+    and its training metadata (see fit_rows)."""
+    counts = counts or {"rows_available": len(rows), "rows_labelled": int(rows[target].notna().sum())}
+    X, y = model_inputs(labelled(rows, target), numeric, categorical, target)
+    return fit_rows(X, y, numeric, categorical, target, hp, counts, min_train_rows, estimator, profile_rows)
+
+
+def fit_rows(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], target: str,
+             hp: Hyperparameters, counts: dict, min_train_rows: int = 500, estimator: Pipeline | None = None,
+             profile_rows: int = PROFILE_ROWS) -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp)) on (X, y), as model_inputs makes them. The
+    metadata holds `counts` (rows available and labelled), the rows trained, and the monitoring
+    reference profile of at most `profile_rows` of the training rows, seeded by the model's
+    random_state."""
+    if len(X) < min_train_rows:
+        raise TrainingError(f"only {len(X)} labelled training rows (minimum {min_train_rows})")
+    if len(np.unique(y)) < 2:
         raise TrainingError(f"the training rows hold only one class of '{target}'")
-    if max_train_rows and len(rows) > max_train_rows:
-        rows = rows.sample(n=max_train_rows, random_state=hp.random_state).sort_index()
-    X = feature_matrix(rows, numeric, categorical)
-    y = rows[target].astype(int).to_numpy()
     estimator = estimator if estimator is not None else make_estimator(numeric, categorical, hp)
     started = time.perf_counter()
     estimator.fit(X, y)
     seconds = time.perf_counter() - started
-    scores = estimator.predict_proba(X)[:, 1]
+    pick = subsample(len(X), profile_rows, hp.random_state)
+    reference = X if pick is None else X.iloc[pick]
+    scores = estimator.predict_proba(reference)[:, 1]
     meta = {
-        "rows_available": int(len(frame)),
-        "rows_labelled": int(len(labelled(frame, target))),
-        "rows_trained": int(len(rows)),
+        "rows_available": int(counts["rows_available"]),
+        "rows_labelled": int(counts["rows_labelled"]),
+        "rows_trained": int(len(X)),
+        "rows_trained_by_day": counts.get("rows_sampled_by_day"),
         "positive_rate": float(y.mean()),
         "training_seconds": round(seconds, 3),
         "n_iter": int(np.max(getattr(estimator.named_steps["model"], "n_iter_", 0))),
         "numeric_features": list(numeric),
         "categorical_features": list(categorical),
         "target": target,
-        "reference_profile": monitoring.profile(X, numeric, categorical, scores),
+        "reference_profile": monitoring.profile(reference, numeric, categorical, scores),
         "library_versions": library_versions(),
         "code_version": code_version(),
     }
@@ -132,30 +307,41 @@ def provenance(date: dt.date, lineage: str, model_bytes: bytes, parameters: dict
             "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def fit_candidate(train: pd.DataFrame, holdout: pd.DataFrame, numeric: list[str], categorical: list[str],
-                  target: str, hp: Hyperparameters, max_train_rows: int, importance_repeats: int,
-                  tuning: dict | None = None, day_column: str = "date") -> tuple[Pipeline, dict]:
-    """The challenger: train_model on `train`, plus the permutation importance of each input on
-    the labelled `holdout` rows (computed here, in parallel per day, rather than in the serial
-    deploy chain). With `tuning` ({"trials", "families", "folds", "seed"}, trials > 0) the model
-    is the best of a time-ordered cross-validated search inside `train` (pipeline.tuning), and
-    every trial is recorded in the metadata."""
+def fit_candidate(train: Iterable[tuple[dt.date, Part]], holdout: Iterable[tuple[dt.date, Part]],
+                  numeric: list[str], categorical: list[str], target: str, hp: Hyperparameters,
+                  max_train_rows: int, importance_repeats: int, tuning: dict | None = None,
+                  day_column: str = "date", importance_rows: int = IMPORTANCE_ROWS) -> tuple[Pipeline, dict]:
+    """The challenger: train_model on sample_rows(train, max_train_rows, the model's seed) -- `train`
+    and `holdout` are (day, rows) pairs, read one at a time -- plus the permutation importance of
+    each input on at most `importance_rows` labelled `holdout` rows (computed here, in parallel per
+    day, rather than in the serial deploy chain). With `tuning` ({"trials", "families", "folds",
+    "seed"}, trials > 0) the model is the best of a time-ordered cross-validated search inside the
+    training rows (pipeline.tuning, by their `day_column`), and every trial is recorded in the
+    metadata."""
     from pipeline import tuning as tu
     from pipeline.evaluation import permutation_importance
 
+    rows, counts = sample_rows(train, target, max_train_rows, hp.random_state)
     base = {k: v for k, v in hp.__dict__.items() if k != "random_state"}
     best, trials = {"family": "hgb", "params": base}, []
     if tuning and tuning.get("trials", 0) > 0:
-        best, trials = tu.search(train, train[day_column], numeric, categorical, target, base,
+        best, trials = tu.search(rows, rows[day_column], numeric, categorical, target, base,
                                  tuning["trials"], list(tuning["families"]), tuning["folds"],
                                  tuning["seed"], hp.random_state, max_train_rows)
     estimator = tu.build_estimator(best["family"], best["params"], numeric, categorical, hp.random_state)
-    estimator, meta = train_model(train, numeric, categorical, target, hp, max_train_rows, estimator=estimator)
-    rows = labelled(holdout, target)
-    meta["importance"] = permutation_importance(
-        estimator, feature_matrix(rows, numeric, categorical), rows[target].astype(int).to_numpy(),
-        importance_repeats, hp.random_state)
-    meta.update(importance_repeats=importance_repeats, family=best["family"], model_params=best["params"],
+    X, y = model_inputs(rows, numeric, categorical, target)
+    del rows  # only the matrix is held while fitting
+    estimator, meta = fit_rows(X, y, numeric, categorical, target, hp, counts, estimator=estimator)
+    del X, y
+    if importance_repeats > 0:
+        sample, _ = sample_rows(holdout, target, importance_rows, hp.random_state)
+        X, y = model_inputs(sample, numeric, categorical, target)
+        meta["importance"] = permutation_importance(estimator, X, y, importance_repeats, hp.random_state,
+                                                    max_rows=importance_rows)
+    else:
+        meta["importance"] = {}
+    meta.update(importance_repeats=importance_repeats, max_train_rows=max_train_rows, family=best["family"],
+                model_params=best["params"],
                 tuning={**(tuning or {"trials": 0}), "best": best if trials else None, "trials": trials})
     return estimator, meta
 
@@ -276,7 +462,17 @@ def load_model(data: bytes, expected_sha256: str, source: str) -> Pipeline:
             f"model file {source} names type(s) outside the allow-list: {unknown}; refusing to load it. "
             "If a new estimator needs them, review them and add them to pipeline.training.TRUSTED_TYPES")
     return sio.loads(data, trusted=sorted(untrusted))
-def predict(estimator: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
+
+
+# Rows scored at a time: bounds the memory of the feature matrix and its encoded copy.
+PREDICT_CHUNK_ROWS = 200_000
+
+
+def predict(estimator: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str],
+            chunk_rows: int = PREDICT_CHUNK_ROWS) -> np.ndarray:
+    """The positive-class probability of every row of `frame`, scored `chunk_rows` at a time."""
     if not len(frame):
         return np.array([], dtype=float)
-    return estimator.predict_proba(feature_matrix(frame, numeric, categorical))[:, 1]
+    return np.concatenate([
+        estimator.predict_proba(feature_matrix(frame.iloc[i:i + chunk_rows], numeric, categorical))[:, 1]
+        for i in range(0, len(frame), chunk_rows)])

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import luigi
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import flights as dataset  # the one place that picks the dataset
 from pipeline import storage as st
@@ -12,7 +15,7 @@ from tasks.config import get_storage, pipeline
 
 # Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
 __all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "pipeline",
-           "previous_day", "read_frames", "st"]
+           "previous_day", "read_frame", "read_frames", "read_partitions", "st"]
 
 class StorageMixin:
     @property
@@ -60,13 +63,47 @@ def days_back(date: dt.date, n: int, not_before: dt.date) -> list[dt.date]:
     return [d for d in days if d >= not_before]
 
 
-def read_frames(targets, fingerprints: dict[str, str] | None = None) -> pd.DataFrame:
-    """Concatenate Parquet targets; when `fingerprints` is given, record each file's sha256 in it."""
+def read_frames(targets, fingerprints: dict[str, str] | None = None,
+                columns: list[str] | None = None) -> pd.DataFrame:
+    """Concatenate Parquet targets (only `columns`, when given); when `fingerprints` is given,
+    record each file's sha256 in it. Everything is in memory at once: for a window of large days,
+    iterate over read_partitions instead."""
     frames = []
     for target in targets:
         data = st.read_bytes(target)
         if fingerprints is not None:
             fingerprints[target.path] = st.sha256_bytes(data)
-        frames.append(st.parquet_from_bytes(data))
+        frames.append(st.parquet_from_bytes(data, columns))
     frames = [f for f in frames if len(f)] or frames[:1]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_partitions(targets: dict, columns: list[str] | None = None,
+                    fingerprints: dict[str, str] | None = None) -> Iterator[tuple[Any, pa.Table]]:
+    """(key, table) for each `key: Parquet target` of `targets`, read one at a time as the caller
+    asks for them, so a caller that keeps only part of each (pipeline.training.sample_rows) holds
+    one file at a time. Only `columns` (when given) are decoded, strings as dictionaries (a category
+    per distinct value, not a string per row). When `fingerprints` is given, each file's sha256 is
+    recorded in it as the file is read."""
+    import pyarrow.parquet as pq
+
+    for key, target in targets.items():
+        data = st.read_bytes(target)
+        if fingerprints is not None:
+            fingerprints[target.path] = st.sha256_bytes(data)
+        schema = pq.read_schema(pa.BufferReader(data))
+        missing = [c for c in columns or [] if c not in schema.names]
+        if missing:
+            raise KeyError(f"column(s) {missing} are missing from {target.path}")
+        strings = [f.name for f in schema if (columns is None or f.name in columns)
+                   and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+        table = pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=strings)
+        del data
+        yield key, table
+
+
+def read_frame(target, columns: list[str] | None = None) -> pd.DataFrame:
+    """One Parquet target as a DataFrame of `columns`, strings as categories (see read_partitions):
+    far less memory than a string per row for a large day."""
+    _, table = next(read_partitions({None: target}, columns))
+    return table.to_pandas()

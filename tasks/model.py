@@ -7,8 +7,17 @@ import luigi
 
 from pipeline import evaluation, registry, training
 from tasks.config import limit_threads
-from tasks.base import DailyTask, dataset, pipeline, previous_day, read_frames, st
+from tasks.base import DailyTask, dataset, pipeline, previous_day, read_partitions, st
 from tasks.features import FeaturePartition
+
+# What the model stages read of a feature partition: the inputs, the target and the day.
+DAY_COLUMN = "date"
+MODEL_COLUMNS = list(dict.fromkeys(dataset.FEATURES + [dataset.TARGET, DAY_COLUMN]))
+
+
+def feature_targets(days) -> dict:
+    """{day: feature partition target} of `days`, in their order."""
+    return {d: FeaturePartition(date=d).output() for d in days}
 
 
 class CandidateModel(DailyTask):
@@ -21,7 +30,9 @@ class CandidateModel(DailyTask):
     min_samples_leaf = luigi.IntParameter(default=40, description="Minimum rows per leaf")
     l2_regularization = luigi.FloatParameter(default=0.0, description="L2 penalty on leaf values")
     random_state = luigi.IntParameter(default=0, description="Seed of the estimator and row sampling")
-    max_train_rows = luigi.IntParameter(default=0, description="Cap on training rows, sampled reproducibly; 0 = no cap")
+    max_train_rows = luigi.IntParameter(
+        default=1_000_000, description="Cap on training rows: a uniform sample of the window's labelled rows, "
+                                       "seeded by random_state and the day, taken while reading day by day; 0 = no cap")
     importance_repeats = luigi.IntParameter(
         default=1, description="Permutation-importance repeats on the holdout (shown in the evaluation report); 0 = off")
     tuning_trials = luigi.IntParameter(
@@ -79,12 +90,12 @@ class CandidateModel(DailyTask):
     def run(self):
         train_days, holdout_days = self.windows()
         fingerprints: dict[str, str] = {}
-        frame = read_frames([FeaturePartition(date=d).output() for d in train_days], fingerprints)
-        holdout = read_frames([FeaturePartition(date=d).output() for d in holdout_days])
-        self.status(f"training on {len(frame)} rows of {len(train_days)} days", 10)
-        model, meta = training.fit_candidate(frame, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-                                             dataset.TARGET, self.hyperparameters, self.max_train_rows,
-                                             self.importance_repeats, self.tuning)
+        self.status(f"reading and sampling the rows of {len(train_days)} days", 10)
+        model, meta = training.fit_candidate(
+            read_partitions(feature_targets(train_days), MODEL_COLUMNS, fingerprints),
+            read_partitions(feature_targets(holdout_days), MODEL_COLUMNS),
+            dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET, self.hyperparameters,
+            self.max_train_rows, self.importance_repeats, self.tuning, day_column=DAY_COLUMN)
         blob = training.dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
@@ -92,7 +103,7 @@ class CandidateModel(DailyTask):
         st.write_json(self.files()["metadata"], meta)
         st.write_flag(self.output())
         best = meta["tuning"]["best"]
-        self.status(f"{meta['family']} trained on {meta['rows_trained']} rows"
+        self.status(f"{meta['family']} trained on {meta['rows_trained']} of {meta['rows_labelled']} labelled rows"
                     + (f"; best of {len(meta['tuning']['trials'])} tuning trials, CV ROC AUC "
                        f"{best['mean_roc_auc']:.4f}" if best else ""), 100)
 
@@ -108,14 +119,17 @@ class gate(luigi.Config):  # noqa: N801 - [gate] section
         default=0.02, description="How much worse than production the challenger may be, at the interval's lower end")
     bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
     confidence = luigi.FloatParameter(default=0.95, description="Confidence of the bootstrap interval")
-    seed = luigi.IntParameter(default=0, description="Seed of the bootstrap resampling")
+    seed = luigi.IntParameter(default=0, description="Seed of the bootstrap resampling and of the holdout sample")
+    max_eval_rows = luigi.IntParameter(
+        default=20_000, description="Labelled holdout rows the gate scores and resamples (a seeded uniform sample "
+                                    "when there are more); 0 = all")
 
     def rules(self) -> dict:
         floors = {"roc_auc": self.min_roc_auc, "average_precision": self.min_average_precision,
                   "log_loss": self.max_log_loss, "brier": self.max_brier}
         return {"floors": {k: v for k, v in floors.items() if v is not None}, "tolerance": self.tolerance,
                 "compare_metric": self.compare_metric, "bootstrap_samples": self.bootstrap_samples,
-                "confidence": self.confidence, "seed": self.seed}
+                "confidence": self.confidence, "seed": self.seed, "max_eval_rows": self.max_eval_rows}
 
 
 def deployment_lineage(date: dt.date) -> str:
@@ -188,10 +202,10 @@ class ModelEvaluation(DailyTask):
         candidate = self.requires()["candidate"]
         challenger, meta = candidate.load()
         production, version = load_live(self.store, self.date)
-        holdout = read_frames([FeaturePartition(date=d).output() for d in candidate.windows()[1]])
-        self.status(f"evaluating on {len(holdout)} holdout rows vs production {version}", 30)
+        self.status(f"evaluating on the holdout rows vs production {version}", 30)
         record, html = evaluation.evaluate_challenger(
-            challenger, production, holdout, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
+            challenger, production, read_partitions(feature_targets(candidate.windows()[1]), MODEL_COLUMNS),
+            dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
             dataset.TARGET, gate().rules(), meta["importance"],
             title=f"Model evaluation {self.date}",
             context={"date": self.date.isoformat(), "challenger_id": f"{meta['lineage']}@{meta['date']}",

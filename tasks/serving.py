@@ -5,7 +5,7 @@ import luigi
 
 from pipeline import monitoring, registry, scoring, training
 from tasks.config import limit_threads
-from tasks.base import DailyTask, dataset, st
+from tasks.base import DailyTask, dataset, read_frame, st
 from tasks.features import FeaturePartition
 from tasks.model import deployment_lineage, load_live, with_production
 
@@ -23,7 +23,8 @@ class Predictions(DailyTask):
     @limit_threads
     def run(self):
         model, version = load_live(self.store, self.date)
-        features = st.read_parquet(self.input()["features"])
+        columns = list(dict.fromkeys(dataset.KEY_COLUMNS + dataset.FEATURES))
+        features = st.read_parquet(self.input()["features"], columns=columns)
         scored = scoring.score_partition(model, features, dataset.NUMERIC_FEATURES,
                                          dataset.CATEGORICAL_FEATURES, dataset.KEY_COLUMNS, version)
         st.write_parquet(self.output(), scored)
@@ -57,14 +58,14 @@ class ModelMonitoring(DailyTask):
 
     @limit_threads
     def run(self):
-        predictions = st.read_parquet(self.input()["predictions"])
+        predictions = st.read_parquet(self.input()["predictions"], columns=["score", "model_version"])
         version = predictions["model_version"].dropna().unique().tolist()
         if not version:
             st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": None,
                                           "alerts": [], "note": "no model in production before this day"})
             self.status("nothing to monitor: no model was in production before this day", 100)
             return
-        features = st.read_parquet(self.input()["features"])
+        features = read_frame(self.input()["features"], dataset.FEATURES + [dataset.TARGET])
         reference = registry.Registry(self.store).manifest(version[0])["reference_profile"]
         m = monitor()
         result = monitoring.monitor_day(

@@ -1,4 +1,5 @@
 import base64
+import datetime as dt
 import math
 import re
 
@@ -165,8 +166,10 @@ RULES = {"floors": {"roc_auc": 0.6}, "tolerance": 0.005, "compare_metric": "roc_
 
 
 def _evaluate(challenger, production, holdout, floors, **kw):
+    parts = kw.get("parts", [(dt.date(2013, 1, 10), holdout)])
     return ev.evaluate_challenger(
-        challenger, production, holdout, NUMERIC, CATEGORICAL, "late", {**RULES, "floors": floors},
+        challenger, production, iter(parts), NUMERIC, CATEGORICAL, "late",
+        {**RULES, "floors": floors, **kw.get("rules", {})},
         importance=kw.get("importance", {"x": 0.2, "c": 0.01}), title="Candidate <2013-01-10>",
         context={"challenger_id": "cand-1", "production_version": kw.get("version"),
                  "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]})
@@ -234,3 +237,36 @@ def test_evaluate_challenger_blesses_a_good_challenger_over_a_degraded_productio
     assert comparison["ci_low"] > 0 and comparison["samples"] == 300
     assert "not worse than production" in record["decision"]["reasons"][-1]
     assert "Gate: BLESSED" in html
+
+
+def test_evaluate_challenger_uses_a_bounded_seeded_sample_of_the_holdout(models):
+    good, bad = models
+    parts = []
+    for i in range(3):
+        day = synthetic(700, seed=10 + i)
+        day.loc[day.index[:50], "late"] = np.nan
+        parts.append((dt.date(2013, 1, 8 + i), day))
+    rules = {"max_eval_rows": 900, "seed": 4}
+    record, _ = _evaluate(good, bad, None, {"roc_auc": 0.6}, parts=parts, rules=rules, version="v1")
+    assert record["holdout_rows"] == {"available": 2100, "labelled": 1950, "evaluated": 900,
+                                      "max_eval_rows": 900, "sample_seed": 4}
+    assert record["challenger"]["rows"] == record["production"]["rows"] == 900
+    assert record["decision"]["comparison"]["rows"] == 900
+    again, _ = _evaluate(good, bad, None, {"roc_auc": 0.6}, parts=parts, rules=rules, version="v1")
+    assert again["challenger"] == record["challenger"] and again["decision"] == record["decision"]
+    # the sample is training.sample_rows's, seeded by the gate's seed: the same rows for both models
+    rows, _ = tr.sample_rows(iter(parts), "late", 900, seed=4)
+    labels = rows["late"].astype(int).to_numpy()
+    assert record["challenger"] == pytest.approx(ev.metrics(labels, tr.predict(good, rows, NUMERIC, CATEGORICAL)))
+    assert record["production"] == pytest.approx(ev.metrics(labels, tr.predict(bad, rows, NUMERIC, CATEGORICAL)))
+    uncapped, _ = _evaluate(good, bad, None, {"roc_auc": 0.6}, parts=parts, rules={"max_eval_rows": 0}, version="v1")
+    assert uncapped["challenger"]["rows"] == uncapped["holdout_rows"]["evaluated"] == 1950
+
+
+def test_weighted_auc_equals_the_auc_of_the_resampled_rows():
+    rng = np.random.default_rng(5)
+    labels = (rng.random(400) < 0.3).astype(int)
+    scores = np.round(rng.random(400) + 0.4 * labels, 1)  # many ties
+    weights = rng.multinomial(400, np.full(400, 1 / 400), size=20)
+    expected = [roc_auc_score(np.repeat(labels, w), np.repeat(scores, w)) for w in weights]
+    np.testing.assert_allclose(ev._weighted_auc(labels, scores, weights), expected, rtol=0, atol=1e-12)

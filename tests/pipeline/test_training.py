@@ -99,19 +99,144 @@ def test_one_class_raises(data):
         tr.train_model(frame, NUMERIC, CATEGORICAL, "late", HP)
 
 
-def test_max_train_rows_caps_and_is_reproducible(data):
-    frame = data.iloc[:1000]
-    a, meta_a = tr.train_model(frame, NUMERIC, CATEGORICAL, "late", HP, max_train_rows=600)
-    b, meta_b = tr.train_model(frame, NUMERIC, CATEGORICAL, "late", HP, max_train_rows=600)
-    assert meta_a["rows_trained"] == meta_b["rows_trained"] == 600
-    assert meta_a["rows_labelled"] == 1000
-    assert meta_a["positive_rate"] == meta_b["positive_rate"]
-    test = data.iloc[1000:]
-    np.testing.assert_array_equal(tr.predict(a, test, NUMERIC, CATEGORICAL),
-                                  tr.predict(b, test, NUMERIC, CATEGORICAL))
-    other_seed = tr.Hyperparameters(max_iter=30, min_samples_leaf=20, random_state=1)
-    _, meta_c = tr.train_model(frame, NUMERIC, CATEGORICAL, "late", other_seed, max_train_rows=600)
-    assert meta_c["positive_rate"] != meta_a["positive_rate"]  # another seed samples other rows
+# ---- sample_rows: the capped, reproducible training sample, day by day ---------------------------
+def day_part(i: int, n: int, seed: int = 0, unlabelled: float = 0.1) -> tuple[dt.date, pd.DataFrame]:
+    """Day i of a window: n rows, a share of them without an outcome, with their day and row number."""
+    frame = synthetic(n, seed + i)
+    frame.loc[np.random.default_rng(seed + 100 + i).random(n) < unlabelled, "late"] = np.nan
+    return D(2013, 1, 1) + dt.timedelta(days=i), frame.assign(row=np.arange(n), day=i)
+
+
+def days_of(sizes: list[int], seed: int = 0) -> list[tuple[dt.date, pd.DataFrame]]:
+    return [day_part(i, n, seed) for i, n in enumerate(sizes)]
+
+
+def test_sample_rows_without_a_cap_keeps_every_labelled_row_in_order():
+    parts = days_of([300, 0, 500])
+    rows, counts = tr.sample_rows(iter(parts), "late", 0, seed=0)
+    expected = pd.concat([f.dropna(subset=["late"]) for _, f in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(rows, expected)
+    assert counts["rows_available"] == 800 and counts["rows_labelled"] == len(expected) == counts["rows_sampled"]
+
+
+def test_sample_rows_caps_reproducibly_in_proportion_to_each_days_labelled_rows():
+    parts = days_of([1000, 3000, 6000, 2000])
+    labelled = {str(day): int(f["late"].notna().sum()) for day, f in parts}
+    rows, counts = tr.sample_rows(iter(parts), "late", 2400, seed=7)
+    assert len(rows) == counts["rows_sampled"] == 2400 and rows["late"].notna().all()
+    assert counts["rows_available"] == 12000 and counts["rows_labelled"] == sum(labelled.values())
+    share = 2400 / counts["rows_labelled"]
+    for day, n in labelled.items():
+        assert abs(counts["rows_sampled_by_day"][day] - share * n) < 1  # largest remainder: within one row
+    assert counts["rows_sampled_by_day"] == tr.day_quotas(labelled, 2400)
+    assert rows.groupby("day")["row"].apply(lambda r: r.is_monotonic_increasing).all()  # part and row order
+    assert list(rows["day"].drop_duplicates()) == [0, 1, 2, 3]
+    again, _ = tr.sample_rows(iter(days_of([1000, 3000, 6000, 2000])), "late", 2400, seed=7)
+    pd.testing.assert_frame_equal(rows, again)  # a rerun picks the same rows
+    other, _ = tr.sample_rows(iter(parts), "late", 2400, seed=8)
+    assert not rows[["day", "row"]].equals(other[["day", "row"]])
+    # a day's rows depend only on (seed, day, its labelled rows) and its quota, not on the order read
+    reordered, _ = tr.sample_rows(iter(parts[::-1]), "late", 2400, seed=7)
+    assert set(zip(reordered["day"], reordered["row"])) == set(zip(rows["day"], rows["row"]))
+    # each day's rows are those with its smallest keys: a uniform sample of the day's labelled rows
+    for day, frame in parts:
+        keys = tr.sample_keys(7, day, labelled[str(day)])
+        picked = frame["row"].to_numpy()[frame["late"].notna().to_numpy()][np.argsort(keys)[:counts["rows_sampled_by_day"][str(day)]]]
+        assert set(picked) == set(rows.loc[rows["day"] == frame["day"].iloc[0], "row"])
+
+
+def test_day_quotas_add_up_to_the_cap_by_largest_remainder():
+    assert tr.day_quotas({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}  # ties: earlier day
+    assert tr.day_quotas({"a": 10, "b": 30}, 7) == {"a": 2, "b": 5}  # 1.75 and 5.25
+    assert tr.day_quotas({"a": 10, "b": 30}, 100) == {"a": 10, "b": 30}  # under the cap: every row
+    assert tr.day_quotas({"a": 0, "b": 5}, 3) == {"a": 0, "b": 3}
+
+
+def test_sample_rows_holds_one_day_at_a_time():
+    import gc
+    import weakref
+
+    seen: list = []
+
+    def parts():  # made as they are asked for, like tasks.base.read_partitions
+        for i in range(6):
+            if len(seen) >= 2:  # the consumer's loop variable still holds the last one
+                gc.collect()
+                assert seen[-2]() is None, f"day {len(seen) - 2} is still referenced while reading day {i}"
+            day, frame = day_part(i, 2000)
+            seen.append(weakref.ref(frame))
+            yield day, frame
+            del frame
+
+    rows, counts = tr.sample_rows(parts(), "late", 500, seed=0)
+    assert len(seen) == 6 and len(rows) == 500 and counts["rows_available"] == 12000
+
+
+def test_sample_rows_reads_arrow_tables_like_data_frames():
+    import pyarrow as pa
+
+    parts = days_of([800, 1200, 400])
+    tables = [(day, pa.Table.from_pandas(f.assign(c=f["c"].astype("string")), preserve_index=False)
+               .cast(pa.schema([pa.field(n, pa.dictionary(pa.int32(), pa.string())) if n == "c"
+                                else pa.Table.from_pandas(f, preserve_index=False).schema.field(n)
+                                for n in f.columns])))
+              for day, f in parts]
+    for cap in (0, 900):
+        X_frames, y_frames = tr.training_rows(iter(parts), NUMERIC, CATEGORICAL, "late", cap, 3)
+        X_tables, y_tables = tr.training_rows(iter(tables), NUMERIC, CATEGORICAL, "late", cap, 3)
+        pd.testing.assert_frame_equal(X_frames, X_tables)
+        np.testing.assert_array_equal(y_frames, y_tables)
+        assert X_frames["c"].dtype == object and len(X_frames) == (cap or sum(f["late"].notna().sum() for _, f in parts))
+
+
+def test_sample_rows_rejects_a_negative_cap():
+    with pytest.raises(ValueError, match=r"max_rows must be >= 0 \(0 = no cap\), got -1"):
+        tr.sample_rows(iter(days_of([10])), "late", -1, seed=0)
+
+
+def test_fit_candidate_caps_training_rows_reproducibly_and_fits_exactly_training_rows():
+    parts = days_of([900, 1100, 700, 1300])
+    holdout = days_of([600, 600], seed=50)
+    hp = tr.Hyperparameters(max_iter=30, min_samples_leaf=20, random_state=4)
+    a, meta_a = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1)
+    b, meta_b = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1)
+    assert meta_a["rows_trained"] == 1500 and meta_a["max_train_rows"] == 1500
+    assert meta_a["rows_available"] == 4000 and meta_a["rows_labelled"] == sum(f["late"].notna().sum() for _, f in parts)
+    assert sum(meta_a["rows_trained_by_day"].values()) == 1500 and len(meta_a["rows_trained_by_day"]) == 4
+    assert meta_a["reference_profile"] == meta_b["reference_profile"]
+    assert meta_a["importance"] == meta_b["importance"] and set(meta_a["importance"]) == {"c", "x", "noise"}
+    test = synthetic(300, 99)
+    np.testing.assert_array_equal(tr.predict(a, test, NUMERIC, CATEGORICAL), tr.predict(b, test, NUMERIC, CATEGORICAL))
+    # a bare fit of the same estimator on training_rows(...) is the training step's fit
+    X, y = tr.training_rows(iter(parts), NUMERIC, CATEGORICAL, "late", 1500, hp.random_state)
+    bare = tr.make_estimator(NUMERIC, CATEGORICAL, hp).fit(X, y)
+    np.testing.assert_array_equal(tr.predict(bare, test, NUMERIC, CATEGORICAL), tr.predict(a, test, NUMERIC, CATEGORICAL))
+    assert meta_a["positive_rate"] == pytest.approx(y.mean())
+    X_other, _ = tr.training_rows(iter(parts), NUMERIC, CATEGORICAL, "late", 1500, hp.random_state + 1)
+    assert len(X_other) == 1500 and not X_other.equals(X)  # another seed samples other rows
+    _, meta_c = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 0)
+    assert meta_c["importance"] == {}
+
+
+def test_reference_profile_and_importance_use_bounded_seeded_samples(monkeypatch):
+    from pipeline import evaluation
+
+    seen = {}
+    real = evaluation.permutation_importance
+
+    def spy(estimator, X, labels, repeats, seed, max_rows):
+        seen["importance_rows"] = len(X)
+        return real(estimator, X, labels, repeats, seed, max_rows)
+
+    monkeypatch.setattr(evaluation, "permutation_importance", spy)
+    parts, holdout = days_of([1500, 1500]), days_of([1000, 1000], seed=60)
+    _, meta = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", HP, 0, 1, importance_rows=700)
+    assert seen["importance_rows"] == 700
+    assert meta["rows_trained"] == meta["rows_labelled"] > 2000
+    _, small = tr.train_model(pd.concat([f for _, f in parts]), NUMERIC, CATEGORICAL, "late", HP, profile_rows=800)
+    _, again = tr.train_model(pd.concat([f for _, f in parts]), NUMERIC, CATEGORICAL, "late", HP, profile_rows=800)
+    assert small["reference_profile"]["rows"] == 800 and small["reference_profile"] == again["reference_profile"]
+    assert meta["reference_profile"]["rows"] == meta["rows_trained"]  # under the cap: every training row
 
 
 def test_unseen_and_missing_categories_still_score(fitted, data):
@@ -131,6 +256,23 @@ def test_feature_matrix_types_order_and_missing_columns(data):
     assert X["x"].dtype == "float64"
     with pytest.raises(KeyError, match=r"feature column\(s\) \['dest'\] are missing"):
         tr.feature_matrix(frame, NUMERIC, CATEGORICAL + ["dest"])
+
+
+def test_feature_matrix_is_the_same_from_categories_strings_and_objects(data):
+    frame = data.iloc[:50].copy()
+    frame.loc[frame.index[::7], "c"] = None
+    as_category = frame.assign(c=frame["c"].astype("category"))
+    as_object = frame.assign(c=frame["c"].astype(object))
+    expected = tr.feature_matrix(frame, NUMERIC, CATEGORICAL)
+    for other in (as_category, as_object):
+        pd.testing.assert_frame_equal(tr.feature_matrix(other, NUMERIC, CATEGORICAL), expected)
+    assert frame["c"].isna().sum() == 8  # the input is left alone
+
+
+def test_predict_in_chunks_equals_one_pass(fitted, data):
+    estimator, _ = fitted
+    one_pass = estimator.predict_proba(tr.feature_matrix(data, NUMERIC, CATEGORICAL))[:, 1]
+    np.testing.assert_array_equal(tr.predict(estimator, data, NUMERIC, CATEGORICAL, chunk_rows=333), one_pass)
 
 
 def test_predict_on_no_rows_is_empty(fitted, data):
@@ -193,7 +335,8 @@ def dated(n: int, days: int, seed: int = 0) -> pd.DataFrame:
 
 
 def test_fit_candidate_without_tuning_is_the_configured_model():
-    model, meta = tr.fit_candidate(dated(1200, 12), synthetic(300, 5), NUMERIC, CATEGORICAL, "late", HP, 0, 0)
+    model, meta = tr.fit_candidate([(D(2013, 1, 1), dated(1200, 12))], [(D(2013, 1, 13), synthetic(300, 5))],
+                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0)
     assert meta["family"] == "hgb" and meta["model_params"]["max_iter"] == 30
     assert meta["tuning"] == {"trials": [], "best": None}
     assert model.named_steps["model"].max_iter == 30
@@ -201,8 +344,8 @@ def test_fit_candidate_without_tuning_is_the_configured_model():
 
 def test_fit_candidate_with_tuning_records_every_trial_and_trains_the_best():
     tuning = {"trials": 4, "families": ["hgb", "logreg"], "folds": 2, "seed": 0}
-    model, meta = tr.fit_candidate(dated(1600, 16), synthetic(300, 5), NUMERIC, CATEGORICAL, "late", HP, 0, 0,
-                                   tuning=tuning)
+    model, meta = tr.fit_candidate([(D(2013, 1, 1), dated(1600, 16))], [(D(2013, 1, 17), synthetic(300, 5))],
+                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0, tuning=tuning)
     trials = meta["tuning"]["trials"]
     assert len(trials) == 4 and {t["family"] for t in trials} == {"hgb", "logreg"}
     assert all(len(t["fold_roc_auc"]) == 2 for t in trials)
