@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 # Metrics where larger is better; the others (log_loss, brier) are better when smaller.
 HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False}
@@ -21,6 +20,8 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     if len(labels) == 0 or len(np.unique(labels)) < 2:
         out.update(roc_auc=None, average_precision=None, log_loss=None, brier=None)
         return out
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
     out["roc_auc"] = float(roc_auc_score(labels, scores))
     out["average_precision"] = float(average_precision_score(labels, scores))
     out["log_loss"] = float(log_loss(labels, np.clip(scores, 1e-6, 1 - 1e-6), labels=[0, 1]))
@@ -64,6 +65,8 @@ def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weight
         p = np.clip(scores, 1e-6, 1 - 1e-6)
         loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)) if metric == "log_loss" else (scores - labels) ** 2
         return weights @ loss / weights.sum(axis=1)
+    from sklearn.metrics import average_precision_score
+
     return np.array([average_precision_score(labels, scores, sample_weight=w) if w[labels == 1].sum() else np.nan
                      for w in weights])
 

@@ -11,15 +11,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used, so `import tasks` stays fast
+    from sklearn.pipeline import Pipeline
 
 from pipeline import monitoring
 from pipeline.storage import sha256_bytes
@@ -56,6 +54,11 @@ def training_days(date: dt.date, window_days: int, holdout_days: int,
 
 
 def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparameters) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
     encode = ColumnTransformer(
         [("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                         encoded_missing_value=np.nan), categorical),
@@ -350,6 +353,7 @@ def library_versions() -> dict[str, str]:
     import luigi
     import pyarrow
     import skops
+    import sklearn
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "pandas": pd.__version__, "numpy": np.__version__, "pyarrow": pyarrow.__version__,
             "skops": skops.__version__,

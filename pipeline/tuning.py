@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used, so `import tasks` stays fast
+    from sklearn.pipeline import Pipeline
 
 from pipeline import training
 
@@ -39,6 +37,12 @@ def build_estimator(family: str, params: dict, numeric: list[str], categorical: 
         return training.make_estimator(numeric, categorical,
                                        training.Hyperparameters(**params, random_state=random_state))
     if family == "logreg":
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
         encode = ColumnTransformer(
             [("categorical", Pipeline([
                 ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
@@ -129,6 +133,8 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
                     f"class of '{target}'; use fewer folds or a longer window")
         data.append([(training.feature_matrix(part, numeric, categorical), part[target].astype(int).to_numpy())
                      for part in (train, valid)])
+    from sklearn.metrics import roc_auc_score
+
     records = []
     for i, spec in enumerate(candidates(base, trials, families, seed)):
         started, scores = time.perf_counter(), []

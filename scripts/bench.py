@@ -1,0 +1,519 @@
+"""Performance benchmarks of issue 7: every timing is a ratio against a reference measured in the
+same run on the same data; absolute seconds are printed beside it for information.
+
+    scripts/bench.sh [--quick] [--output FILE.json] [--workdir DIR] [--keep]
+
+Each measurement runs in a fresh Python process (the luigi runs with a local scheduler and one
+worker, so the task runs inside that process); its peak resident memory is that process's
+(os.wait4). Data: `mlpipe land-synthetic`, seeded, so every run measures the same rows."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SEED = 7
+D0 = dt.date(2021, 6, 1)  # the measured day of the per-day scenarios
+
+FULL = {
+    "scales": [100_000, 1_000_000, 5_000_000], "history_days": 7, "window_days": 28, "holdout_days": 3,
+    "train_rows": 1_000_000, "history_rows": 500, "short_history": 30, "long_history": 300, "year_days": 365,
+    "nightly_repeats": 3, "backfill_days": 30, "backfill_rows": 100_000, "stage_repeats": 3,
+    "noop_spans": [31, 91, 182, 365], "history_model": {"warmup_days": 14, "window_days": 28, "holdout_days": 3},
+}
+QUICK = {
+    "scales": [5_000, 20_000, 50_000], "history_days": 2, "window_days": 8, "holdout_days": 2,
+    "train_rows": 20_000, "history_rows": 300, "short_history": 4, "long_history": 12, "year_days": 16,
+    "nightly_repeats": 1, "backfill_days": 6, "backfill_rows": 5_000, "stage_repeats": 2,
+    "noop_spans": [4, 8, 16], "history_model": {"warmup_days": 2, "window_days": 4, "holdout_days": 1},
+}
+# A lighter model for the long-history scenario only (both of its arms use it): it builds a year of
+# nightly runs, and what it measures is how the nightly cost depends on history, not model size.
+LIGHT_MODEL = {"CandidateModel": {"max_iter": 30, "importance_repeats": 0}, "gate": {"bootstrap_samples": 200}}
+
+
+def day(d: dt.date, n: int) -> dt.date:
+    return d + dt.timedelta(days=n)
+
+
+# ---- running things --------------------------------------------------------------------------
+
+class Env:
+    """A storage root with its overlay config; commands and measurements run against it."""
+
+    def __init__(self, base: Path, name: str, sections: dict, log):
+        self.dir = base / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.root = self.dir / "root"
+        self.config = self.dir / "overlay.cfg"
+        sections = {"core": {"no_lock": "true", "log_level": "WARNING"}, "worker": {"keep_alive": "false"},
+                    **sections}
+        with open(self.config, "w") as out:
+            for section, values in sections.items():
+                out.write(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
+        self.log = log
+
+    @property
+    def environ(self) -> dict:
+        env = dict(os.environ, MLPIPE_ROOT=str(self.root), LUIGI_CONFIG_PATH=str(self.config))
+        env.pop("MLPIPE_LANDING", None)
+        return env
+
+    def mlpipe(self, *args: str, check: bool = True) -> dict:
+        return self.run([str(BIN / "mlpipe"), *args], check=check)
+
+    def measure(self, kind: str, **params) -> dict:
+        """Run `kind` (a function of this script) in a fresh process; its result plus wall
+        seconds and peak RSS of that process."""
+        result = self.run([sys.executable, __file__, "_measure", kind, json.dumps(params, default=str)])
+        lines = [line for line in result["stdout"].splitlines() if line.startswith("{")]
+        return {**json.loads(lines[-1]), "peak_rss_mb": result["peak_rss_mb"], "wall": result["seconds"]}
+
+    def run(self, argv: list[str], check: bool = True) -> dict:
+        started = time.perf_counter()
+        with open(self.dir / "commands.log", "a") as log:
+            log.write(f"$ {' '.join(argv)}\n")
+            log.flush()
+            proc = subprocess.Popen(argv, env=self.environ, stdout=subprocess.PIPE, stderr=log, text=True,
+                                    cwd=PROJECT)
+            stdout = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            log.write(stdout)
+        seconds = time.perf_counter() - started
+        if check and proc.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(argv[:4])}... exited {proc.returncode}; see {self.dir}/commands.log")
+        return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "returncode": proc.returncode,
+                "stdout": stdout}
+
+
+# ---- measurements (run in a fresh process by Env.measure) --------------------------------------
+
+def _build(task) -> float:
+    import luigi
+
+    started = time.perf_counter()
+    ok = luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
+    seconds = time.perf_counter() - started
+    if not ok:
+        raise SystemExit(f"luigi failed to build {task}")
+    return seconds
+
+
+def m_stages(date: str, repeats: int) -> dict:
+    """Ingest + validate + features of one day through luigi: FeaturePartition(date) with only
+    the day's raw and clean partitions missing (its history and the aircraft table present).
+    Run `repeats` times in this process (the day's outputs removed before each), like the
+    references: the best run is the figure, the first (cold: lazy imports, caches) is reported."""
+    from tasks import FeaturePartition
+    from tasks.config import get_storage
+
+    d = dt.date.fromisoformat(date)
+    times = []
+    for _ in range(repeats):
+        remove_day(Path(get_storage().root), d)
+        times.append(_build(FeaturePartition(date=d)))
+    return {"seconds": min(times), "first_run_seconds": times[0]}
+
+
+def m_floor(date: str, repeats: int) -> dict:
+    """The I/O floor: pyarrow reading the day's flights CSV and writing the features Parquet."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from pipeline.landing import landing_file
+    from tasks import FeaturePartition
+    from tasks.config import get_storage
+
+    d = dt.date.fromisoformat(date)
+    table = pq.read_table(FeaturePartition(date=d).output().path)
+    source = landing_file(get_storage().landing, "flights", d)
+    scratch = os.path.join(tempfile.mkdtemp(), "features.parquet")
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pacsv.read_csv(source)
+        pq.write_table(table, scratch)
+        times.append(time.perf_counter() - started)
+    return {"seconds": min(times), "rows": table.num_rows}
+
+
+def m_inprocess(date: str, repeats: int) -> dict:
+    """The same transformations in one process, without luigi or intermediate files: parse and
+    validate the day's landing files, summarise its flights for later days, build the features
+    from them (and the stored history summaries and aircraft table the luigi run reads too),
+    write the features Parquet."""
+    import pandas as pd
+
+    from pipeline import flights as dataset
+    from pipeline import ingest, validate
+    from pipeline import storage as st
+    from pipeline.landing import landing_file
+    from tasks import CleanPartition, CleanReference, FeaturePartition
+    from tasks.config import get_storage
+
+    d = dt.date.fromisoformat(date)
+    store = get_storage()
+    task = FeaturePartition(date=d)
+    scratch = store.target(os.path.join(tempfile.mkdtemp(), "features.parquet"))
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        clean = {}
+        for table, contract in dataset.DAILY_TABLES.items():
+            target = store.target(landing_file(store.landing, table, d))
+            parsed = ingest.parse_landing_file(st.read_bytes(target), target.path, contract)
+            clean[table] = validate.validate_table(parsed, contract, target.path, d).clean
+        dataset.summarize_history(clean[dataset.HISTORY_TABLE])  # what later days' features read
+        planes = st.read_parquet(CleanReference(table="planes").clean_target())
+        history = [CleanPartition(table=dataset.HISTORY_TABLE, date=h).history_summary()
+                   for h in task.history_days()]
+        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame()
+        frame = dataset.build_features(**clean, planes=planes, history=history, date=d,
+                                       trailing_days=task.trailing_days)
+        st.write_parquet(scratch, frame)
+        times.append(time.perf_counter() - started)
+    return {"seconds": min(times), "rows": len(frame)}
+
+
+def m_task(task: str, date: str) -> dict:
+    """One task of the nightly chain whose inputs all exist."""
+    import tasks
+
+    return {"seconds": _build(getattr(tasks, task)(date=dt.date.fromisoformat(date)))}
+
+
+def m_training(date: str) -> dict:
+    """CandidateModel(date) through luigi, then a bare scikit-learn fit of the same estimator on
+    the very rows the task trained on, under the same thread limit."""
+    from threadpoolctl import threadpool_limits
+
+    from pipeline import storage as st
+    from pipeline import training
+    from tasks import CandidateModel
+    from tasks.config import compute
+
+    from tasks.base import dataset, read_partitions
+    from tasks.model import MODEL_COLUMNS, feature_targets
+
+    d = dt.date.fromisoformat(date)
+    task = CandidateModel(date=d)
+    seconds = _build(task)
+    meta = st.read_json(task.files()["metadata"])
+    train_days, _ = task.windows()
+    X, y = training.training_rows(read_partitions(feature_targets(train_days), MODEL_COLUMNS),
+                                  dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET,
+                                  task.max_train_rows, task.random_state)
+    estimator = training.make_estimator(dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, task.hyperparameters)
+    with threadpool_limits(limits=compute().threads):
+        started = time.perf_counter()
+        estimator.fit(X, y)
+        bare = time.perf_counter() - started
+    return {"seconds": seconds, "bare_fit_seconds": bare, "rows_trained": meta["rows_trained"],
+            "rows_available": meta["rows_available"], "bare_rows": int(len(y))}
+
+
+def m_noop(start: str, end: str, s3_endpoint: str | None = None) -> dict:
+    """A no-op check of [start, end] (every output present): NightlyRange through luigi; with
+    an S3 endpoint, every request the check sends is counted (botocore's before-send event)."""
+    import luigi
+
+    from tasks import NightlyRange
+    from tasks.config import get_storage
+
+    requests: list = []
+    if s3_endpoint:
+        client = get_storage().s3_client.s3.meta.client
+        client.meta.events.register("before-send.s3", lambda request, **_: requests.append(request.method))
+    task = NightlyRange(start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
+    started = time.perf_counter()
+    ok = luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
+    seconds = time.perf_counter() - started
+    if not ok or task.requires():
+        raise SystemExit(f"the no-op check of {start}..{end} found work to do: {task.requires()[:3]}")
+    return {"seconds": seconds, "requests": len(requests),
+            "by_method": {m: requests.count(m) for m in sorted(set(requests))}}
+
+
+MEASURES = {"stages": m_stages, "floor": m_floor, "inprocess": m_inprocess, "task": m_task,
+            "training": m_training, "noop": m_noop}
+
+
+# ---- scenarios -------------------------------------------------------------------------------
+
+def remove_day(root: Path, date: dt.date) -> None:
+    """Every output of `date` (raw zone included; not the landing files): the day runs again."""
+    for directory in sorted(root.glob(f"**/date={date.isoformat()}")):
+        if "landing" not in directory.relative_to(root).parts:
+            shutil.rmtree(directory)
+
+
+def per_day_scenario(base: Path, p: dict, rows: int, log, train: bool) -> dict:
+    """One day of `rows` flights with its history present: the data stages through luigi vs the
+    I/O floor and the in-process reference; with `train`, the model chain of that day too."""
+    h = p["history_days"]
+    window = p["window_days"] if train else h + 1
+    start = day(D0, -(window - 1))
+    sections = {"pipeline": {"start_date": start, "warmup_days": window - 2 if train else window},
+                "FeaturePartition": {"trailing_days": h},
+                "CandidateModel": {"window_days": p["window_days"], "holdout_days": p["holdout_days"]}}
+    env = Env(base, f"rows_{rows}", sections, log)
+    log(f"  landing {window} day(s) of {rows:,} flights")
+    env.mlpipe("land-synthetic", "--start", str(start), "--end", str(D0), "--rows-per-day", str(rows),
+               "--seed", str(SEED))
+    log("  building the history (untimed)")
+    env.mlpipe("backfill", "--stage", "clean", "--start", str(start), "--end", str(day(D0, -1)), "--workers", "2")
+    if train:
+        env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(day(D0, -1)),
+                   "--workers", "2")
+    else:
+        env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(start))  # + aircraft table
+    log(f"  ingest + validate + features of {D0} through luigi ({p['stage_repeats']} runs)")
+    stages = env.measure("stages", date=D0, repeats=p["stage_repeats"])
+    log("  the references: I/O floor, in-process")
+    floor = env.measure("floor", date=D0, repeats=p["stage_repeats"])
+    inproc = env.measure("inprocess", date=D0, repeats=p["stage_repeats"])
+    out = {"rows": rows, "history_days": h, "luigi_seconds": stages["seconds"],
+           "luigi_first_run_seconds": stages["first_run_seconds"], "floor_seconds": floor["seconds"],
+           "inprocess_seconds": inproc["seconds"], "peak_rss_mb": {"data stages": stages["peak_rss_mb"]},
+           "inprocess_peak_rss_mb": inproc["peak_rss_mb"]}
+    if train:
+        log(f"  nightly of {day(D0, -1)} (untimed: the production model {D0} is evaluated against)")
+        env.mlpipe("run", "--date", str(day(D0, -1)))
+        log(f"  training {D0} through luigi, then a bare fit on the same rows")
+        training = env.measure("training", date=D0)
+        out["training"] = {k: v for k, v in training.items() if k not in ("wall",)}
+        out["peak_rss_mb"]["CandidateModel"] = training["peak_rss_mb"]
+        for task in ("ModelEvaluation", "Deployment", "Predictions", "ModelMonitoring"):
+            log(f"  {task} {D0}")
+            result = env.measure("task", task=task, date=D0)
+            out["peak_rss_mb"][task] = result["peak_rss_mb"]
+            out.setdefault("task_seconds", {})[task] = result["seconds"]
+    return out
+
+
+def history_scenario(base: Path, p: dict, log, s3: bool) -> dict:
+    """Nightly runs with a short and a long history present, then no-op checks of the whole span
+    (locally, and on S3 with the request count)."""
+    short, long_, year = p["short_history"], p["long_history"], p["year_days"]
+    start = D0
+    model = p["history_model"]
+    env = Env(base, "history", {"pipeline": {"start_date": start, "warmup_days": model["warmup_days"]},
+                                "CandidateModel": {**LIGHT_MODEL["CandidateModel"], "window_days": model["window_days"],
+                                                   "holdout_days": model["holdout_days"]},
+                                "gate": LIGHT_MODEL["gate"]}, log)
+    last = day(start, max(year, long_ + p["nightly_repeats"]) - 1)
+    log(f"  landing {(last - start).days + 1} days of {p['history_rows']:,} flights")
+    env.mlpipe("land-synthetic", "--start", str(start), "--end", str(last), "--rows-per-day", str(p["history_rows"]),
+               "--seed", str(SEED))
+    arms = {}
+    built = day(start, -1)
+    for name, present in (("short", short), ("long", long_)):
+        first = day(start, present)
+        log(f"  backfilling {present} days of history (untimed)")
+        env.mlpipe("backfill", "--start", str(built + dt.timedelta(days=1)), "--end", str(day(first, -1)),
+                   "--workers", "2")
+        times = []
+        for i in range(p["nightly_repeats"]):
+            d = day(first, i)
+            log(f"  mlpipe run --date {d} ({present + i} days of history present)")
+            times.append(env.mlpipe("run", "--date", str(d))["seconds"])
+        built = day(first, p["nightly_repeats"] - 1)
+        arms[name] = {"history_days": present, "runs_seconds": times, "median_seconds": statistics.median(times)}
+    if built < last:
+        log(f"  backfilling to {last} (untimed)")
+        env.mlpipe("backfill", "--start", str(day(built, 1)), "--end", str(last), "--workers", "2")
+    span_days = (last - start).days + 1
+    log(f"  no-op check of {span_days} days, local")
+    cli = [env.mlpipe("backfill", "--start", str(start), "--end", str(last))["seconds"] for _ in range(3)]
+    inproc = env.measure("noop", start=start, end=last)
+    out = {"nightly": arms, "noop": {"days": span_days, "cli_seconds": min(cli), "check_seconds": inproc["seconds"]}}
+    if s3:
+        out["noop"]["s3"] = s3_noop(env, base, start, p["noop_spans"], log)
+    return out
+
+
+def s3_noop(env: Env, base: Path, start: dt.date, spans: list[int], log) -> list[dict]:
+    sys.path.insert(0, str(PROJECT))
+    from tests.servers import MotoServer
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update(credentials)
+    server = MotoServer().start()
+    try:
+        client = server.client()
+        client.create_bucket(Bucket="bench")
+        log(f"  copying the root to S3 (moto server at {server.endpoint})")
+        files = 0
+        for path in env.root.rglob("*"):
+            if path.is_file() and "landing" not in path.relative_to(env.root).parts[:1]:
+                client.upload_file(str(path), "bench", f"root/{path.relative_to(env.root)}")
+                files += 1
+        s3env = Env(base, "history_s3", {}, log)
+        shutil.copy(env.config, s3env.config)
+        with open(s3env.config, "a") as out:
+            out.write(f"[s3]\nendpoint_url = {server.endpoint}\nregion_name = us-east-1\n")
+        s3env.root = "s3://bench/root"
+        results = []
+        for span in spans:
+            end = day(start, span - 1)
+            r = s3env.measure("noop", start=start, end=end, s3_endpoint=server.endpoint)
+            log(f"  no-op check of {span} days on S3: {r['requests']} requests, {r['seconds']:.2f} s")
+            results.append({"days": span, "requests": r["requests"], "by_method": r["by_method"],
+                            "seconds": r["seconds"], "files_in_root": files})
+        return results
+    finally:
+        server.stop()
+
+
+def backfill_scenario(base: Path, p: dict, log) -> dict:
+    """The per-day data stages (ingest, validate, features) of a backfill with 1 and with 2 workers."""
+    n, rows = p["backfill_days"], p["backfill_rows"]
+    start, end = D0, day(D0, n - 1)
+    out = {"days": n, "rows_per_day": rows}
+    landing = None
+    for workers in (1, 2):
+        env = Env(base, f"backfill_{workers}", {"pipeline": {"start_date": start}}, log)
+        if landing is None:
+            log(f"  landing {n} days of {rows:,} flights")
+            env.mlpipe("land-synthetic", "--start", str(start), "--end", str(end), "--rows-per-day", str(rows),
+                       "--seed", str(SEED))
+            landing = env.root / "landing"
+        else:
+            shutil.copytree(landing, env.root / "landing")
+        log(f"  mlpipe backfill --stage features over {n} days, --workers {workers}")
+        out[f"workers_{workers}_seconds"] = env.mlpipe("backfill", "--stage", "features", "--start", str(start),
+                                                       "--end", str(end), "--workers", str(workers))["seconds"]
+    return out
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+def figures(results: dict, p: dict) -> list[dict]:
+    rows = []
+
+    def add(name, value, target, ok, detail):
+        rows.append({"figure": name, "value": value, "target": target, "met": bool(ok), "detail": detail})
+
+    scales = results["scales"]
+    ref = next(s for s in scales if s["rows"] == p["scales"][1])
+    r = ref["luigi_seconds"] / ref["floor_seconds"]
+    add(f"ingest+validate+features, {ref['rows']:,} rows, luigi vs I/O floor", round(r, 2), "<= 4x", r <= 4,
+        f"{ref['luigi_seconds']:.2f} s vs {ref['floor_seconds']:.2f} s")
+    r = ref["luigi_seconds"] / ref["inprocess_seconds"]
+    add(f"the same, luigi vs in-process pandas/pyarrow", round(r, 2), "<= 1.3x", r <= 1.3,
+        f"{ref['luigi_seconds']:.2f} s vs {ref['inprocess_seconds']:.2f} s")
+    t = ref["training"]
+    r = t["seconds"] / t["bare_fit_seconds"]
+    add(f"training step vs bare scikit-learn fit ({t['rows_trained']:,} rows)", round(r, 3), "<= 1.1x", r <= 1.1,
+        f"{t['seconds']:.2f} s vs {t['bare_fit_seconds']:.2f} s; {t['rows_available']:,} rows in the window")
+    arms = results["history"]["nightly"]
+    r = arms["long"]["median_seconds"] / arms["short"]["median_seconds"]
+    add(f"nightly run, {arms['long']['history_days']} vs {arms['short']['history_days']} days of history",
+        round(r, 3), "<= 1.15x", r <= 1.15,
+        f"median {arms['long']['median_seconds']:.2f} s vs {arms['short']['median_seconds']:.2f} s")
+    b = results["backfill"]
+    r = b["workers_1_seconds"] / b["workers_2_seconds"]
+    add(f"{b['days']}-day backfill of the data stages, 2 workers vs 1 ({b['rows_per_day']:,} rows/day)",
+        round(r, 2), ">= 1.6x faster", r >= 1.6, f"{b['workers_2_seconds']:.1f} s vs {b['workers_1_seconds']:.1f} s")
+    noop = results["history"]["noop"]
+    add(f"no-op check of {noop['days']} days, local (mlpipe backfill, whole command)", round(noop["cli_seconds"], 2),
+        "< 2 s", noop["cli_seconds"] < 2, f"the check itself (in-process luigi.build): {noop['check_seconds']:.2f} s")
+    if "s3" in noop:
+        series = noop["s3"]
+        counts = ", ".join(f"{s['days']} d: {s['requests']}" for s in series)
+        last = series[-1]
+        months = max(1, round(last["days"] / 30.4))
+        add(f"no-op check on S3 (moto), requests by span", last["requests"],
+            "grows with months, not days x stages", last["requests"] <= 4 * months + 8, counts)
+    by_rows = {s["rows"]: s["luigi_seconds"] for s in scales}
+    a, b_, c = p["scales"]
+    r1, r2 = by_rows[b_] / by_rows[a], by_rows[c] / by_rows[b_]
+    add(f"time per day at {a:,} / {b_:,} / {c:,} rows", round(r2, 2),
+        f"{c / b_:g}x rows: <= {1.1 * c / b_:.2f}x", r2 <= 1.1 * c / b_,
+        f"{by_rows[a]:.2f} / {by_rows[b_]:.2f} / {by_rows[c]:.2f} s "
+                            f"(x{b_ // a} rows: {r1:.2f}x time, x{c // b_} rows: {r2:.2f}x)")
+    peaks = ref["peak_rss_mb"]
+    worst = max(peaks, key=peaks.get)
+    add(f"peak RSS of any task at {ref['rows']:,} rows/day", round(peaks[worst]), "< 4096 MB",
+        peaks[worst] < 4096, f"{worst}; " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+    return rows
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info["cpu"] = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+        with open("/proc/meminfo") as fh:
+            info["memory_gb"] = round(int(next(l for l in fh if l.startswith("MemTotal")).split()[1]) / 2**20, 1)
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'figure':<72} {'value':>9}  {'target':<22} {'met':<4} detail"]
+    for r in rows:
+        lines.append(f"{r['figure']:<72} {r['value']:>9}  {r['target']:<22} {'yes' if r['met'] else 'NO':<4} "
+                     f"{r['detail']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_measure"]:
+        print(json.dumps(MEASURES[argv[1]](**json.loads(argv[2]))))
+        return 0
+    parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data: checks the script in about a minute")
+    parser.add_argument("--output", default=None, help="write the figures as JSON here (default: bench.json in the workdir)")
+    parser.add_argument("--workdir", default=None, help="where the data goes (default: a new temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto server) no-op check")
+    args = parser.parse_args(argv)
+    p = QUICK if args.quick else FULL
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="mlpipe-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    def log(message: str) -> None:
+        print(f"[{time.time() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+    results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(),
+                     "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "scales": []}
+    try:
+        for rows in p["scales"]:
+            log(f"per-day scenario at {rows:,} rows a day")
+            results["scales"].append(per_day_scenario(base, p, rows, log, train=rows == p["scales"][1]))
+        log("backfill scenario")
+        results["backfill"] = backfill_scenario(base, p, log)
+        log("history scenario")
+        results["history"] = history_scenario(base, p, log, s3=not args.no_s3)
+        results["figures"] = figures(results, p)
+        results["seconds"] = round(time.time() - started, 1)
+        output = Path(args.output) if args.output else base / "bench.json"
+        output.write_text(json.dumps(results, indent=2, default=str))
+        print(f"\nmlpipe benchmarks ({results['mode']} mode, {results['seconds']:.0f} s) on "
+              f"{results['machine'].get('cpu', '?')}, {results['machine']['cpus']} CPUs, "
+              f"{results['machine'].get('memory_gb', '?')} GB, Python {results['machine']['python']}\n")
+        print(table(results["figures"]))
+        print(f"\nfigures written to {output}")
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

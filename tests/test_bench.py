@@ -1,0 +1,46 @@
+"""scripts/bench.sh --quick runs end to end and writes well-formed figures, so the benchmark
+script cannot rot. Timings are not asserted (they are the benchmark's to report, not a test's):
+only that each figure is the ratio of the measurements recorded beside it."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.test_commands import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path):
+    output = tmp_path / "figures.json"
+    proc = subprocess.run(["bash", str(PROJECT / "scripts" / "bench.sh"), "--quick", "--output", str(output),
+                           "--workdir", str(tmp_path / "work")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    results = json.loads(output.read_text())
+    assert results["mode"] == "quick" and results["machine"]["cpus"] >= 1
+    assert len(results["figures"]) == 9, [f["figure"] for f in results["figures"]]
+    for figure in results["figures"]:
+        assert isinstance(figure["value"], (int, float)) and figure["value"] > 0, figure
+        assert isinstance(figure["met"], bool) and figure["target"] and figure["detail"], figure
+        assert figure["figure"] in proc.stdout, "every figure is in the printed table"
+
+    scales = results["scales"]
+    assert [s["rows"] for s in scales] == [5_000, 20_000, 50_000]
+    middle = scales[1]
+    first = results["figures"][0]
+    assert first["value"] == round(middle["luigi_seconds"] / middle["floor_seconds"], 2)
+    training = middle["training"]
+    assert training["bare_rows"] == training["rows_trained"] > 0
+    assert training["rows_available"] >= training["rows_trained"]
+    assert set(middle["peak_rss_mb"]) == {"data stages", "CandidateModel", "ModelEvaluation", "Deployment",
+                                          "Predictions", "ModelMonitoring"}
+    assert all(v > 50 for v in middle["peak_rss_mb"].values())
+    s3 = results["history"]["noop"]["s3"]
+    assert [s["days"] for s in s3] == [4, 8, 16] and all(s["requests"] > 0 for s in s3)
+    nightly = results["history"]["nightly"]
+    assert nightly["long"]["history_days"] > nightly["short"]["history_days"]
+    assert results["backfill"]["workers_1_seconds"] > 0 and results["backfill"]["workers_2_seconds"] > 0
+    assert f"figures written to {output}" in proc.stdout
