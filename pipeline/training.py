@@ -144,6 +144,8 @@ def sample_rows(parts: Iterable[tuple[dt.date, Part]], target: str, max_rows: in
     available = labelled_rows = kept = 0
     part = labels = None
     for day, part in parts:
+        if any(p["day"] == str(day) for p in pieces):
+            raise ValueError(f"day {day} appears twice in the parts to sample: each day is one part")
         labels = np.asarray(part[target], dtype=float)
         positions = np.flatnonzero(~np.isnan(labels))
         available, labelled_rows = available + len(labels), labelled_rows + len(positions)

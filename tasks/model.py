@@ -31,8 +31,9 @@ class CandidateModel(DailyTask):
     l2_regularization = luigi.FloatParameter(default=0.0, description="L2 penalty on leaf values")
     random_state = luigi.IntParameter(default=0, description="Seed of the estimator and row sampling")
     max_train_rows = luigi.IntParameter(
-        default=1_000_000, description="Cap on training rows: a uniform sample of the window's labelled rows, "
-                                       "seeded by random_state and the day, taken while reading day by day; 0 = no cap")
+        default=1_000_000, description="Cap on training rows: each day contributes its share, sampled reproducibly "
+                                       "(seeded by random_state and the day) while the window is read day by day; "
+                                       "0 = no cap")
     importance_repeats = luigi.IntParameter(
         default=1, description="Permutation-importance repeats on the holdout (shown in the evaluation report); 0 = off")
     tuning_trials = luigi.IntParameter(

@@ -189,9 +189,12 @@ def test_sample_rows_reads_arrow_tables_like_data_frames():
         assert X_frames["c"].dtype == object and len(X_frames) == (cap or sum(f["late"].notna().sum() for _, f in parts))
 
 
-def test_sample_rows_rejects_a_negative_cap():
+def test_sample_rows_rejects_a_negative_cap_and_a_day_given_twice():
     with pytest.raises(ValueError, match=r"max_rows must be >= 0 \(0 = no cap\), got -1"):
         tr.sample_rows(iter(days_of([10])), "late", -1, seed=0)
+    day, frame = day_part(0, 50)
+    with pytest.raises(ValueError, match=r"day 2013-01-01 appears twice in the parts to sample"):
+        tr.sample_rows(iter([(day, frame), (day, frame)]), "late", 10, seed=0)
 
 
 def test_fit_candidate_caps_training_rows_reproducibly_and_fits_exactly_training_rows():
