@@ -81,7 +81,10 @@ def synthetic_flights(base: pd.DataFrame, date: dt.date, rows: int, rng: np.rand
     drifting = drift is not None and date >= drift.start
     if drifting:
         shift = shift + drift.shift_minutes
-    new = np.clip(old + shift, 0, 1439)  # the departure stays on its day
+    new = old + shift
+    outside = (new < 0) | (new > 1439)  # the departure stays on its day: mirrored, not piled up at 00:00/23:59
+    new[outside] = old[outside] - shift[outside]
+    new = np.clip(new, 0, 1439)
     shift = new - old
 
     dep_delay = base["dep_delay"].to_numpy(np.float64)[pick]

@@ -481,6 +481,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", default=None, help="where the data goes (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto server) no-op check")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the scenarios already in --output (each scenario's figures are ratios of "
+                             "measurements made within it) and run the others")
     args = parser.parse_args(argv)
     p = QUICK if args.quick else FULL
     base = Path(args.workdir or tempfile.mkdtemp(prefix="mlpipe-bench-"))
@@ -490,20 +493,34 @@ def main(argv: list[str]) -> int:
     def log(message: str) -> None:
         print(f"[{time.time() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
+    output = Path(args.output) if args.output else base / "bench.json"
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(),
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "scales": []}
+    if args.resume and output.exists():
+        results = {**json.loads(output.read_text()), "resumed_at": results["started_at"]}
+    done_rows = {s["rows"] for s in results["scales"]}
+
+    def save() -> None:
+        output.write_text(json.dumps(results, indent=2, default=str))
+
     try:
         for rows in p["scales"]:
+            if rows in done_rows:
+                continue
             log(f"per-day scenario at {rows:,} rows a day")
             results["scales"].append(per_day_scenario(base, p, rows, log, train=rows == p["scales"][1]))
-        log("backfill scenario")
-        results["backfill"] = backfill_scenario(base, p, log)
-        log("history scenario")
-        results["history"] = history_scenario(base, p, log, s3=not args.no_s3)
+            save()
+        results["scales"].sort(key=lambda s: s["rows"])
+        if "backfill" not in results:
+            log("backfill scenario")
+            results["backfill"] = backfill_scenario(base, p, log)
+            save()
+        if "history" not in results:
+            log("history scenario")
+            results["history"] = history_scenario(base, p, log, s3=not args.no_s3)
         results["figures"] = figures(results, p)
         results["seconds"] = round(time.time() - started, 1)
-        output = Path(args.output) if args.output else base / "bench.json"
-        output.write_text(json.dumps(results, indent=2, default=str))
+        save()
         print(f"\nmlpipe benchmarks ({results['mode']} mode, {results['seconds']:.0f} s) on "
               f"{results['machine'].get('cpu', '?')}, {results['machine']['cpus']} CPUs, "
               f"{results['machine'].get('memory_gb', '?')} GB, Python {results['machine']['python']}\n")
