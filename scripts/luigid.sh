@@ -110,23 +110,30 @@ start() {
     write_config
     echo "$ADDRESS $PORT" > "$LISTEN"
 
-    (cd "$PROJECT_DIR" && LUIGI_CONFIG_PATH="$CONFIG" luigid --background \
-        --pidfile "$PIDFILE" --logdir "$LOGDIR" --state-path "$STATE" \
-        --address "$ADDRESS" --port "$PORT" < /dev/null)
+    # A start right after a stop can lose the race for the port or the pid file to the old daemon
+    # still exiting (seen on a loaded machine): the new one writes its pid and dies. Try twice.
+    local attempt
+    for attempt in 1 2; do
+        rm -f "$PIDFILE"
+        (cd "$PROJECT_DIR" && LUIGI_CONFIG_PATH="$CONFIG" luigid --background \
+            --pidfile "$PIDFILE" --logdir "$LOGDIR" --state-path "$STATE" \
+            --address "$ADDRESS" --port "$PORT" < /dev/null)
 
-    # The daemon writes its pid file, then binds the port: wait for both, or for it to die.
-    local deadline=$((SECONDS + 30))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        pid="$(running_pid)"
-        if [ -n "$pid" ] && answers "$ADDRESS" "$PORT"; then
-            echo "luigid: started (pid $pid, port $PORT); state, logs and history in $DIR"
-            echo "luigid: UI: $(ui_url "$ADDRESS" "$PORT")  history: http://$ADDRESS:$PORT/history"
-            return 0
-        fi
-        if [ -f "$PIDFILE" ] && [ -z "$pid" ]; then
-            break  # it wrote its pid and died
-        fi
-        sleep 0.2
+        # The daemon writes its pid file, then binds the port: wait for both, or for it to die.
+        local deadline=$((SECONDS + 30))
+        while [ "$SECONDS" -lt "$deadline" ]; do
+            pid="$(running_pid)"
+            if [ -n "$pid" ] && answers "$ADDRESS" "$PORT"; then
+                echo "luigid: started (pid $pid, port $PORT); state, logs and history in $DIR"
+                echo "luigid: UI: $(ui_url "$ADDRESS" "$PORT")  history: http://$ADDRESS:$PORT/history"
+                return 0
+            fi
+            if [ -f "$PIDFILE" ] && [ -z "$pid" ]; then
+                break  # it wrote its pid and died
+            fi
+            sleep 0.2
+        done
+        [ "$attempt" = 1 ] && sleep 2
     done
     echo "luigid: did not come up on $ADDRESS:$PORT; the end of its logs in $LOGDIR:" >&2
     tail -n 20 "$LOGDIR"/luigi-server*.err "$LOGDIR/luigi-server.log" >&2 2>/dev/null || true
