@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline import storage
-from pipeline.landing import landing_file
+from pipeline.landing import _write_csv, landing_file
 
 JITTER_MINUTES = 30
 MAX_FLIGHT_NUMBER = 9999
@@ -195,10 +195,6 @@ def land_synthetic(landing_root: str, start: dt.date, end: dt.date, rows_per_day
         weather = synthetic_weather(src.weather.get(key, src.weather_empty), date)
         storage.write_bytes(weather_at, weather.to_csv(index=False).encode())
         written += 2
-    planes_at = target(landing_file(landing_root, "planes"))
-    if overwrite or not planes_at.exists():
-        storage.write_bytes(planes_at, src.planes.to_csv(index=False).encode())
-        written += 1
-    else:
-        skipped += 1
+    w = _write_csv(target(landing_file(landing_root, "planes")), src.planes, overwrite)
+    written, skipped = written + w, skipped + 1 - w
     return {"written": written, "skipped": skipped, "days": len(days)}

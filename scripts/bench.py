@@ -154,13 +154,12 @@ def m_inprocess(date: str, repeats: int) -> dict:
     validate the day's landing files, summarise its flights for later days, build the features
     from them (and the stored history summaries and aircraft table the luigi run reads too),
     write the features Parquet."""
-    import pandas as pd
-
     from pipeline import flights as dataset
     from pipeline import ingest, validate
     from pipeline import storage as st
     from pipeline.landing import landing_file
     from tasks import CleanPartition, CleanReference, FeaturePartition
+    from tasks.base import concat_frames
     from tasks.config import get_storage
 
     d = dt.date.fromisoformat(date)
@@ -177,9 +176,8 @@ def m_inprocess(date: str, repeats: int) -> dict:
             clean[table] = validate.validate_table(parsed, contract, target.path, d).clean
         dataset.summarize_history(clean[dataset.HISTORY_TABLE])  # what later days' features read
         planes = st.read_parquet(CleanReference(table="planes").clean_target())
-        history = [CleanPartition(table=dataset.HISTORY_TABLE, date=h).history_summary()
-                   for h in task.history_days()]
-        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame()
+        history = concat_frames([CleanPartition(table=dataset.HISTORY_TABLE, date=h).history_summary()
+                                 for h in task.history_days()])
         frame = dataset.build_features(**clean, planes=planes, history=history, date=d,
                                        trailing_days=task.trailing_days)
         st.write_parquet(scratch, frame)

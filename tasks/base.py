@@ -15,7 +15,7 @@ from tasks.config import get_storage, pipeline
 
 # Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
 __all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "pipeline",
-           "previous_day", "read_frame", "read_frames", "read_partitions", "st"]
+           "previous_day", "concat_frames", "read_frame", "read_frames", "read_partitions", "st"]
 
 class StorageMixin:
     @property
@@ -74,6 +74,11 @@ def read_frames(targets, fingerprints: dict[str, str] | None = None,
         if fingerprints is not None:
             fingerprints[target.path] = st.sha256_bytes(data)
         frames.append(st.parquet_from_bytes(data, columns))
+    return concat_frames(frames)
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of `frames` in order (empty frames only lend their columns when all are empty)."""
     frames = [f for f in frames if len(f)] or frames[:1]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

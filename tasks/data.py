@@ -66,16 +66,17 @@ class _Ingest:
                                 + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
 
 
-def unchanged_delivery(landing, sha256: str, stamp: str | None) -> bool | None:
-    """Whether the landing file still holds the delivery with `sha256`; None when it is gone.
-    Its stamp (size + mtime or ETag, one metadata request) answers when it matches the recorded
-    one; only a file written again since is read and hashed: checks stay cheap at any file size."""
+def delivered_sha256(landing, sha256: str, stamp: str | None) -> str | None:
+    """The sha256 of the landing file now (None when it is gone), given the `sha256` and `stamp`
+    recorded when it was parsed. Its stamp (size + mtime or ETag, one metadata request) answers
+    when it matches the recorded one; only a file written again since is read and hashed, so
+    checks stay cheap at any file size."""
     now = st.stamp(landing)
     if now is None:
         return None
     if stamp is not None and now == stamp:
-        return True
-    return st.sha256_bytes(st.read_bytes(landing)) == sha256
+        return sha256
+    return st.sha256_bytes(st.read_bytes(landing))
 
 
 class RawPartition(DailyTask, _Ingest):
@@ -99,7 +100,7 @@ class RawPartition(DailyTask, _Ingest):
         recorded = self.landing_record()
         if recorded is None:
             return False
-        return unchanged_delivery(self.input(), recorded["sha256"], recorded.get("stamp")) is not False
+        return delivered_sha256(self.input(), recorded["sha256"], recorded.get("stamp")) in (None, recorded["sha256"])
 
     def run(self):
         self.ingest(reference=False)
@@ -192,9 +193,8 @@ class CleanPartition(DailyTask, _Validate):
         recorded = st.read_json(report)
         validated = recorded.get("landing_sha256")
         landing = self.requires().input()
-        if not validated or unchanged_delivery(landing, validated, recorded.get("landing_stamp")) is not False:
-            return None
-        return validated, st.sha256_bytes(st.read_bytes(landing))
+        current = delivered_sha256(landing, validated, recorded.get("landing_stamp")) if validated else None
+        return None if current in (None, validated) else (validated, current)
 
     def complete(self):
         return super().complete() and self.delivery_change() is None

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import luigi
-import pandas as pd
 
-from tasks.base import DailyTask, dataset, days_back, pipeline, st
+from tasks.base import DailyTask, concat_frames, dataset, days_back, pipeline, st
 from tasks.data import CleanPartition, CleanReference
 
 
@@ -36,8 +35,7 @@ class FeaturePartition(DailyTask):
         tables = {t: st.read_parquet(task.clean_target(), columns=dataset.FEATURE_INPUT_COLUMNS.get(t))
                   for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
-        history = [task.history_summary() for task in req["history"]]
-        history = pd.concat([h for h in history if len(h)] or history[:1] or [pd.DataFrame()], ignore_index=True)
+        history = concat_frames([task.history_summary() for task in req["history"]])
         frame = dataset.build_features(**tables, **refs, history=history, date=self.date,
                                        trailing_days=self.trailing_days)
         st.write_parquet(self.output(), frame)
