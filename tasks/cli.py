@@ -592,7 +592,22 @@ def use_project_config() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_project_config()
-    return args.func(args)
+    code = args.func(args)
+    if argv is None:  # the `mlpipe` command itself, not a call from Python
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Exit with `code` once output is flushed, skipping interpreter teardown: pyarrow's thread
+    pools can abort the process there ("terminate called without an active exception", exit 134)
+    after the work has succeeded, which cron would report as a failed night."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
