@@ -58,16 +58,46 @@ def _storage(root: str, landing: str, s3_options: tuple, hdfs_options: tuple, pi
 class compute(luigi.Config):  # noqa: N801 - [compute] section
     threads = luigi.IntParameter(
         default=1,
-        description="OpenMP/BLAS threads per task. Keep threads x luigi workers <= cores: gradient "
-                    "boosting slows down by orders of magnitude when its threads compete for cores")
+        description="Native threads per task (OpenMP, BLAS; pyarrow too while tasks run in parallel worker "
+                    "processes). Keep threads x luigi workers <= cores: gradient boosting slows down by orders "
+                    "of magnitude when its threads compete for cores")
 
 
-def limit_threads(run):
-    """Decorate a task's run() to cap native thread pools (OpenMP, BLAS) at [compute] threads."""
+def in_worker_process() -> bool:
+    """Whether this task runs in a process of its own beside others: luigi runs each task in a
+    forked child (a multiprocessing process) when it has more than one worker."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def limit_threads(run=None, *, openmp: bool = True):
+    """Decorate a task's run() to cap native thread pools at [compute] threads: OpenMP and BLAS
+    always; pyarrow's CPU pool (CSV parsing, Parquet decoding, conversions) when the task runs in a
+    worker process beside others -- alone (one worker) it keeps every core, in parallel workers
+    each task's threads would otherwise compete for the same cores.
+
+    threadpoolctl caps only the libraries already loaded, and scikit-learn (with its OpenMP
+    runtime) is imported lazily inside run(): with `openmp` (for tasks that fit or predict) the
+    runtime is loaded first, or the cap would silently not apply to it. Data tasks pass
+    openmp=False and do not pay for importing scikit-learn."""
+    if run is None:
+        return functools.partial(limit_threads, openmp=openmp)
+
     @functools.wraps(run)
     def wrapper(self):
+        import pyarrow as pa
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=compute().threads):
-            return run(self)
+        if openmp:
+            import sklearn.utils._openmp_helpers  # noqa: F401 - loads the OpenMP runtime to be capped
+        threads = compute().threads
+        previous = pa.cpu_count()
+        if in_worker_process():
+            pa.set_cpu_count(max(1, min(threads, previous)))
+        try:
+            with threadpool_limits(limits=threads):
+                return run(self)
+        finally:
+            pa.set_cpu_count(previous)
     return wrapper

@@ -12,6 +12,7 @@ import luigi
 from pipeline import ingest, validate
 from pipeline.contracts import ContractViolation
 from pipeline.landing import landing_file
+from tasks.config import limit_threads
 from tasks.base import DailyTask, StorageMixin, dataset, days_back, pipeline, st
 
 RECENT_DAYS = 7
@@ -102,6 +103,7 @@ class RawPartition(DailyTask, _Ingest):
             return False
         return delivered_sha256(self.input(), recorded["sha256"], recorded.get("stamp")) in (None, recorded["sha256"])
 
+    @limit_threads(openmp=False)
     def run(self):
         self.ingest(reference=False)
 
@@ -116,6 +118,7 @@ class RawReference(StorageMixin, luigi.Task, _Ingest):
     def output(self):
         return self.store.file(self.store.partition("raw", self.table), "snapshot.parquet")
 
+    @limit_threads(openmp=False)
     def run(self):
         self.ingest(reference=True)
 
@@ -199,6 +202,7 @@ class CleanPartition(DailyTask, _Validate):
     def complete(self):
         return super().complete() and self.delivery_change() is None
 
+    @limit_threads(openmp=False)
     def run(self):
         change = self.delivery_change()
         if change:
@@ -230,5 +234,6 @@ class CleanReference(StorageMixin, luigi.Task, _Validate):
     def clean_target(self):
         return self.outputs(None)["clean"]
 
+    @limit_threads(openmp=False)
     def run(self):
         self.validate(None, reference=True, recent=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import luigi
 
 from tasks.base import DailyTask, concat_frames, dataset, days_back, pipeline, st
+from tasks.config import limit_threads
 from tasks.data import CleanPartition, CleanReference
 
 
@@ -30,6 +31,7 @@ class FeaturePartition(DailyTask):
         return self.store.file(self.store.partition("features", dataset.NAME, self.date, self.phash),
                                "part-0.parquet")
 
+    @limit_threads(openmp=False)
     def run(self):
         req = self.requires()
         tables = {t: st.read_parquet(task.clean_target(), columns=dataset.FEATURE_INPUT_COLUMNS.get(t))

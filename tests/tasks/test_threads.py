@@ -1,0 +1,76 @@
+"""[compute] threads caps what a task's run() may use, in the process luigi runs it in.
+
+Each case runs in a fresh interpreter: threadpoolctl caps only libraries already loaded, and
+whether scikit-learn's OpenMP runtime is loaded yet is exactly what is under test (the task
+modules import scikit-learn lazily, inside run())."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.test_commands import PROJECT
+
+PROBE = textwrap.dedent('''
+    import json, os, sys
+    import luigi
+    import pyarrow as pa
+    from threadpoolctl import threadpool_info
+    from tasks.config import limit_threads
+
+    assert "sklearn" not in sys.modules, "the probe must start before scikit-learn is imported"
+
+    class Probe(luigi.Task):
+        name = luigi.Parameter()
+
+        def output(self):
+            return luigi.LocalTarget(os.path.join(sys.argv[1], self.name + ".json"))
+
+        @limit_threads
+        def run(self):
+            import sklearn.ensemble  # noqa: F401 - lazily, as the model tasks do
+            pools = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+            with self.output().open("w") as out:
+                json.dump({"openmp": pools.get("openmp"), "pyarrow": pa.cpu_count()}, out)
+
+    class DataProbe(Probe):
+        @limit_threads(openmp=False)
+        def run(self):
+            with self.output().open("w") as out:
+                json.dump({"pyarrow": pa.cpu_count()}, out)
+
+    workers = int(sys.argv[2])
+    ok = luigi.build([Probe(name="model-a"), Probe(name="model-b"), DataProbe(name="data")],
+                     local_scheduler=True, workers=workers, log_level="WARNING")
+    print(json.dumps({"ok": ok, "cpus": pa.cpu_count()}))
+''')
+
+
+def probe(tmp_path, workers: int, threads: int) -> tuple[dict, dict]:
+    config = tmp_path / "threads.cfg"
+    config.write_text(f"[compute]\nthreads = {threads}\n[core]\nno_lock = true\n")
+    out = tmp_path / f"w{workers}"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(out), str(workers)], cwd=PROJECT, text=True,
+                          capture_output=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "LUIGI_CONFIG_PATH": str(config),
+                               "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["ok"], proc.stderr[-3000:]
+    return summary, {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+
+
+def test_openmp_is_capped_although_scikit_learn_is_imported_inside_run(tmp_path):
+    summary, seen = probe(tmp_path, workers=1, threads=1)
+    assert seen["model-a"]["openmp"] == seen["model-b"]["openmp"] == 1
+    # alone in its process (one worker) a task keeps pyarrow's whole pool
+    assert seen["model-a"]["pyarrow"] == seen["data"]["pyarrow"] == summary["cpus"] == 2
+
+
+def test_parallel_workers_cap_pyarrow_per_task(tmp_path):
+    summary, seen = probe(tmp_path, workers=2, threads=1)
+    assert {name: s["pyarrow"] for name, s in seen.items()} == {"model-a": 1, "model-b": 1, "data": 1}
+    assert seen["model-a"]["openmp"] == 1
+    assert summary["cpus"] == 2  # OMP_NUM_THREADS=2: the parent's pool is left as it was
