@@ -15,7 +15,7 @@ from tasks.config import get_storage, pipeline
 
 # Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
 __all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "pipeline",
-           "previous_day", "concat_frames", "read_frame", "read_frames", "read_partitions", "st"]
+           "previous_day", "concat_frames", "labelled_counts", "read_frame", "read_frames", "read_partitions", "st"]
 
 class StorageMixin:
     @property
@@ -105,6 +105,22 @@ def read_partitions(targets: dict, columns: list[str] | None = None,
         table = pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=strings)
         del data
         yield key, table
+
+
+def labelled_counts(targets: dict, column: str) -> dict[str, int]:
+    """{str(key): rows whose `column` is known (not null or NaN)} of each `key: Parquet target`,
+    reading that one column only (on S3 with ranged GETs). What training.sample_rows uses to cut
+    each day to its final quota as it is read."""
+    import numpy as np
+
+    counts = {}
+    for key, target in targets.items():
+        try:
+            values = st.read_parquet(target, columns=[column])[column]
+        except (KeyError, pa.ArrowInvalid) as exc:
+            raise KeyError(f"column(s) {[column]} are missing from {target.path}") from exc
+        counts[str(key)] = int((~np.isnan(values.to_numpy(dtype=float))).sum())
+    return counts
 
 
 def read_frame(target, columns: list[str] | None = None) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import luigi
 
 from pipeline import evaluation, registry, training
 from tasks.config import limit_threads
-from tasks.base import DailyTask, dataset, pipeline, previous_day, read_partitions, st
+from tasks.base import DailyTask, dataset, labelled_counts, pipeline, previous_day, read_partitions, st
 from tasks.features import FeaturePartition
 
 # What the model stages read of a feature partition: the inputs, the target and the day.
@@ -92,11 +92,13 @@ class CandidateModel(DailyTask):
         train_days, holdout_days = self.windows()
         fingerprints: dict[str, str] = {}
         self.status(f"reading and sampling the rows of {len(train_days)} days", 10)
+        train = feature_targets(train_days)
         model, meta = training.fit_candidate(
-            read_partitions(feature_targets(train_days), MODEL_COLUMNS, fingerprints),
+            read_partitions(train, MODEL_COLUMNS, fingerprints),
             read_partitions(feature_targets(holdout_days), MODEL_COLUMNS),
             dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET, self.hyperparameters,
-            self.max_train_rows, self.importance_repeats, self.tuning, day_column=DAY_COLUMN)
+            self.max_train_rows, self.importance_repeats, self.tuning, day_column=DAY_COLUMN,
+            labelled_by_day=labelled_counts(train, dataset.TARGET) if self.max_train_rows else None)
         blob = training.dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))

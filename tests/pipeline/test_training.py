@@ -189,6 +189,40 @@ def test_sample_rows_reads_arrow_tables_like_data_frames():
         assert X_frames["c"].dtype == object and len(X_frames) == (cap or sum(f["late"].notna().sum() for _, f in parts))
 
 
+def test_sample_rows_given_each_days_labelled_rows_cuts_each_day_once_to_the_same_sample():
+    parts = days_of([1000, 3000, 0, 6000, 2000])
+    labelled = {str(day): int(f["late"].notna().sum()) for day, f in parts}
+    cuts: list[int] = []
+    real_select = tr._select
+
+    def counting_select(part, positions):
+        cuts.append(len(positions))
+        return real_select(part, positions)
+
+    for cap in (2400, 20_000):
+        expected, expected_counts = tr.sample_rows(iter(parts), "late", cap, seed=7)
+        cuts.clear()
+        tr._select = counting_select
+        try:
+            rows, counts = tr.sample_rows(iter(parts), "late", cap, seed=7, labelled_by_day=labelled)
+        finally:
+            tr._select = real_select
+        pd.testing.assert_frame_equal(rows, expected)
+        assert counts == expected_counts
+        # one cut per day with rows, each straight to the day's final quota
+        assert cuts == [counts["rows_sampled_by_day"][str(day)] for day, f in parts if len(f)]
+
+
+def test_sample_rows_refuses_labelled_counts_that_do_not_match_the_rows():
+    parts = days_of([300, 500])
+    labelled = {str(day): int(f["late"].notna().sum()) for day, f in parts}
+    wrong = {**labelled, str(parts[1][0]): labelled[str(parts[1][0])] + 1}
+    with pytest.raises(ValueError, match=r"day 2013-01-02 has \d+ labelled rows, but \d+ were announced"):
+        tr.sample_rows(iter(parts), "late", 100, seed=0, labelled_by_day=wrong)
+    with pytest.raises(ValueError, match=r"labelled_by_day announces the days"):
+        tr.sample_rows(iter(parts[:1]), "late", 100, seed=0, labelled_by_day=labelled)
+
+
 def test_sample_rows_rejects_a_negative_cap_and_a_day_given_twice():
     with pytest.raises(ValueError, match=r"max_rows must be >= 0 \(0 = no cap\), got -1"):
         tr.sample_rows(iter(days_of([10])), "late", -1, seed=0)
