@@ -26,21 +26,36 @@ BIN = Path(sys.executable).parent
 SEED = 7
 D0 = dt.date(2021, 6, 1)  # the measured day of the per-day scenarios
 
+# A lighter model for the long-history scenario (both of its arms use it): it builds a year of
+# nightly runs, and what it measures is how the nightly cost depends on history, not model size.
+# Quick mode's per-day scenario uses it too.
+LIGHT_MODEL = {"CandidateModel": {"max_iter": 30, "importance_repeats": 0}, "gate": {"bootstrap_samples": 200}}
+# per_day_model: overlay of the per-day scenario's model chain ({}: luigi.cfg's model).
+# build_workers: luigi workers of the untimed backfills that build a scenario's history (with more
+# than one, luigi runs each task in a forked process that imports scikit-learn anew: on small data
+# one worker is faster).
+# noop_repeats: runs of the local no-op command (the best is the figure).
+# one_build_call: the per-day scenario builds its history with one backfill (the nightly one when it
+# trains, so the production model of the day before is there too; else the features one, which
+# builds the clean partitions it reads) instead of clean and features backfills and a nightly run:
+# the same outputs in fewer processes.
 FULL = {
     "scales": [100_000, 1_000_000, 5_000_000], "history_days": 7, "window_days": 28, "holdout_days": 3,
     "train_rows": 1_000_000, "history_rows": 500, "short_history": 30, "long_history": 300, "year_days": 365,
     "nightly_repeats": 3, "backfill_days": 30, "backfill_rows": 100_000, "stage_repeats": 3,
     "noop_spans": [31, 91, 182, 365], "history_model": {"warmup_days": 14, "window_days": 28, "holdout_days": 3},
+    "per_day_model": {}, "build_workers": 2, "noop_repeats": 3, "one_build_call": False,
 }
+# Quick mode only checks the script end to end (about 75 s on 2 idle cores, most of it the start-up
+# of ~30 processes): the same scenarios and measurements on small data, few days, the light model
+# and single runs. Its figures mean nothing.
 QUICK = {
-    "scales": [5_000, 20_000, 50_000], "history_days": 2, "window_days": 8, "holdout_days": 2,
-    "train_rows": 20_000, "history_rows": 300, "short_history": 4, "long_history": 12, "year_days": 16,
-    "nightly_repeats": 1, "backfill_days": 6, "backfill_rows": 5_000, "stage_repeats": 2,
-    "noop_spans": [4, 8, 16], "history_model": {"warmup_days": 2, "window_days": 4, "holdout_days": 1},
+    "scales": [1_000, 2_000, 4_000], "history_days": 1, "window_days": 4, "holdout_days": 1,
+    "train_rows": 2_000, "history_rows": 300, "short_history": 3, "long_history": 4, "year_days": 5,
+    "nightly_repeats": 1, "backfill_days": 3, "backfill_rows": 1_000, "stage_repeats": 1,
+    "noop_spans": [1, 3, 5], "history_model": {"warmup_days": 2, "window_days": 4, "holdout_days": 1},
+    "per_day_model": LIGHT_MODEL, "build_workers": 1, "noop_repeats": 1, "one_build_call": True,
 }
-# A lighter model for the long-history scenario only (both of its arms use it): it builds a year of
-# nightly runs, and what it measures is how the nightly cost depends on history, not model size.
-LIGHT_MODEL = {"CandidateModel": {"max_iter": 30, "importance_repeats": 0}, "gate": {"bootstrap_samples": 200}}
 
 
 def day(d: dt.date, n: int) -> dt.date:
@@ -273,20 +288,27 @@ def per_day_scenario(base: Path, p: dict, rows: int, log, train: bool) -> dict:
     h = p["history_days"]
     window = p["window_days"] if train else h + 1
     start = day(D0, -(window - 1))
-    sections = {"pipeline": {"start_date": start, "warmup_days": window - 2 if train else window},
+    model = p["per_day_model"]
+    sections = {**model, "pipeline": {"start_date": start, "warmup_days": window - 2 if train else window},
                 "FeaturePartition": {"trailing_days": h},
-                "CandidateModel": {"window_days": p["window_days"], "holdout_days": p["holdout_days"]}}
+                "CandidateModel": {**model.get("CandidateModel", {}), "window_days": p["window_days"],
+                                   "holdout_days": p["holdout_days"]}}
     env = Env(base, f"rows_{rows}", sections, log)
     log(f"  landing {window} day(s) of {rows:,} flights")
     env.mlpipe("land-synthetic", "--start", str(start), "--end", str(D0), "--rows-per-day", str(rows),
                "--seed", str(SEED))
-    log("  building the history (untimed)")
-    env.mlpipe("backfill", "--stage", "clean", "--start", str(start), "--end", str(day(D0, -1)), "--workers", "2")
-    if train:
-        env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(day(D0, -1)),
-                   "--workers", "2")
+    workers = ("--workers", str(p["build_workers"]))
+    if p["one_build_call"]:
+        log("  building the history" + (f" and the nightly of {day(D0, -1)}" if train else "") + " (untimed)")
+        env.mlpipe("backfill", *(() if train else ("--stage", "features")), "--start", str(start),
+                   "--end", str(day(D0, -1)), *workers)
     else:
-        env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(start))  # + aircraft table
+        log("  building the history (untimed)")
+        env.mlpipe("backfill", "--stage", "clean", "--start", str(start), "--end", str(day(D0, -1)), *workers)
+        if train:
+            env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(day(D0, -1)), *workers)
+        else:
+            env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(start))  # + aircraft table
     log(f"  ingest + validate + features of {D0} through luigi ({p['stage_repeats']} runs)")
     stages = env.measure("stages", date=D0, repeats=p["stage_repeats"])
     log("  the references: I/O floor, in-process")
@@ -297,8 +319,9 @@ def per_day_scenario(base: Path, p: dict, rows: int, log, train: bool) -> dict:
            "inprocess_seconds": inproc["seconds"], "peak_rss_mb": {"data stages": stages["peak_rss_mb"]},
            "inprocess_peak_rss_mb": inproc["peak_rss_mb"]}
     if train:
-        log(f"  nightly of {day(D0, -1)} (untimed: the production model {D0} is evaluated against)")
-        env.mlpipe("run", "--date", str(day(D0, -1)))
+        if not p["one_build_call"]:
+            log(f"  nightly of {day(D0, -1)} (untimed: the production model {D0} is evaluated against)")
+            env.mlpipe("run", "--date", str(day(D0, -1)))
         log(f"  training {D0} through luigi, then a bare fit on the same rows")
         training = env.measure("training", date=D0)
         out["training"] = {k: v for k, v in training.items() if k not in ("wall",)}
@@ -329,9 +352,10 @@ def history_scenario(base: Path, p: dict, log, s3: bool) -> dict:
     built = day(start, -1)
     for name, present in (("short", short), ("long", long_)):
         first = day(start, present)
-        log(f"  backfilling {present} days of history (untimed)")
-        env.mlpipe("backfill", "--start", str(built + dt.timedelta(days=1)), "--end", str(day(first, -1)),
-                   "--workers", "2")
+        if built < day(first, -1):
+            log(f"  backfilling {present} days of history (untimed)")
+            env.mlpipe("backfill", "--start", str(day(built, 1)), "--end", str(day(first, -1)),
+                       "--workers", str(p["build_workers"]))
         times = []
         for i in range(p["nightly_repeats"]):
             d = day(first, i)
@@ -341,10 +365,11 @@ def history_scenario(base: Path, p: dict, log, s3: bool) -> dict:
         arms[name] = {"history_days": present, "runs_seconds": times, "median_seconds": statistics.median(times)}
     if built < last:
         log(f"  backfilling to {last} (untimed)")
-        env.mlpipe("backfill", "--start", str(day(built, 1)), "--end", str(last), "--workers", "2")
+        env.mlpipe("backfill", "--start", str(day(built, 1)), "--end", str(last), "--workers", str(p["build_workers"]))
     span_days = (last - start).days + 1
     log(f"  no-op check of {span_days} days, local")
-    cli = [env.mlpipe("backfill", "--start", str(start), "--end", str(last))["seconds"] for _ in range(3)]
+    cli = [env.mlpipe("backfill", "--start", str(start), "--end", str(last))["seconds"]
+           for _ in range(p["noop_repeats"])]
     inproc = env.measure("noop", start=start, end=last)
     out = {"nightly": arms, "noop": {"days": span_days, "cli_seconds": min(cli), "check_seconds": inproc["seconds"]}}
     if s3:
@@ -490,9 +515,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto server) no-op check")
     parser.add_argument("--long-history", type=int, default=None,
-                        help="days of history of the long arm of the nightly figure (default 300; quick 12)")
+                        help="days of history of the long arm of the nightly figure (default 300; quick 4)")
     parser.add_argument("--span-days", type=int, default=None,
-                        help="days the history root spans, the no-op check's range (default 365; quick 16)")
+                        help="days the history root spans, the no-op check's range (default 365; quick 5)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the scenarios already in --output (each scenario's figures are ratios of "
                              "measurements made within it) and run the others")

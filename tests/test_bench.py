@@ -28,7 +28,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
         assert figure["figure"] in proc.stdout, "every figure is in the printed table"
 
     scales = results["scales"]
-    assert [s["rows"] for s in scales] == [5_000, 20_000, 50_000]
+    assert [s["rows"] for s in scales] == [1_000, 2_000, 4_000]
     middle = scales[1]
     first = results["figures"][0]
     assert first["value"] == round(middle["luigi_seconds"] / middle["floor_seconds"], 2)
@@ -39,7 +39,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
                                           "Predictions", "ModelMonitoring"}
     assert all(v > 50 for v in middle["peak_rss_mb"].values())
     s3 = results["history"]["noop"]["s3"]
-    assert [s["days"] for s in s3] == [4, 8, 16] and all(s["requests"] > 0 for s in s3)
+    assert [s["days"] for s in s3] == [1, 3, 5] and all(s["requests"] > 0 for s in s3)
     nightly = results["history"]["nightly"]
     assert nightly["long"]["history_days"] > nightly["short"]["history_days"]
     assert results["backfill"]["workers_1_seconds"] > 0 and results["backfill"]["workers_2_seconds"] > 0
