@@ -98,14 +98,19 @@ def cmd_run(args) -> int:
 
 def cmd_backfill(args) -> int:
     return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
-                       "--stage", args.stage], args)
+                       "--stage", args.stage], args, models=args.stage not in ("clean", "features"))
 
 
-def _run_luigi(task_args: list[str], args) -> int:
-    """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code."""
+def _run_luigi(task_args: list[str], args, models: bool = True) -> int:
+    """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code.
+    `models`: the task includes model stages (what to import before luigi forks its workers)."""
     from luigi.retcodes import run_with_retcodes
 
     from tasks import ops
+    from tasks.config import preload_for_workers
+
+    if args.workers > 1:
+        preload_for_workers(models)
 
     argv = ["--module", "tasks", *task_args, "--workers", str(args.workers)]
     host, port = None, None

@@ -101,3 +101,25 @@ def limit_threads(run=None, *, openmp: bool = True):
         finally:
             pa.set_cpu_count(previous)
     return wrapper
+
+
+def preload_for_workers(models: bool) -> None:
+    """Import, once and in this process, what the tasks import lazily inside run(). With more
+    than one worker luigi forks a process per task, and each child would import them again:
+    pyarrow.parquet and friends cost ~0.1 s a task, scikit-learn, skops and matplotlib ~2 s a
+    model task. `models`: the run includes model stages."""
+    import luigi.contrib.hdfs.target  # noqa: F401
+    import pyarrow.pandas_compat  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    if models:
+        import matplotlib  # noqa: F401
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import skops.io  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.inspection  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.utils._openmp_helpers  # noqa: F401

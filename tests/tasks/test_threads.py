@@ -6,9 +6,12 @@ modules import scikit-learn lazily, inside run())."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from tests.test_commands import PROJECT
 
@@ -74,3 +77,23 @@ def test_parallel_workers_cap_pyarrow_per_task(tmp_path):
     assert {name: s["pyarrow"] for name, s in seen.items()} == {"model-a": 1, "model-b": 1, "data": 1}
     assert seen["model-a"]["openmp"] == 1
     assert summary["cpus"] == 2  # OMP_NUM_THREADS=2: the parent's pool is left as it was
+
+
+@pytest.mark.slow
+def test_parallel_workers_import_the_lazy_libraries_once_not_once_per_task(tmp_path):
+    """luigi forks a process per task when it has several workers; what the tasks import inside
+    run() is imported once, before the fork (tasks.config.preload_for_workers), not in every child.
+    Python's import-time log (one line per module imported, in whichever process) shows it."""
+    from tests.test_commands import BIN, OVERLAY, land, run
+
+    overlay = tmp_path / "overlay.cfg"
+    overlay.write_text(OVERLAY)
+    env = dict(os.environ, MLPIPE_ROOT=str(tmp_path / "root"), LUIGI_CONFIG_PATH=str(overlay))
+    env.pop("MLPIPE_LANDING", None)
+    land(env, "2013-01-01", "2013-01-05")
+    proc = run([BIN / "mlpipe", "run", "--date", "2013-01-05", "--workers", "2"], {**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = [line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    for module in ("pyarrow.parquet", "threadpoolctl", "sklearn", "skops.io", "matplotlib.pyplot"):
+        assert imported.count(module) == 1, (module, imported.count(module))
+    assert len(list((tmp_path / "root" / "deployments").glob("**/date=2013-01-05/**/decision.json"))) == 1
