@@ -43,4 +43,5 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     nightly = results["history"]["nightly"]
     assert nightly["long"]["history_days"] > nightly["short"]["history_days"]
     assert results["backfill"]["workers_1_seconds"] > 0 and results["backfill"]["workers_2_seconds"] > 0
+    assert 0.5 < results["backfill"]["parallel_ceiling"] < 2.5  # two units of work over two processes
     assert f"figures written to {output}" in proc.stdout
