@@ -14,7 +14,7 @@ from pipeline import storage as st
 from tasks.config import get_storage, pipeline
 
 # Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
-__all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "pipeline",
+__all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "output_paths", "pipeline",
            "previous_day", "concat_frames", "labelled_counts", "read_frame", "read_frames", "read_partitions", "st"]
 
 class StorageMixin:
@@ -30,7 +30,7 @@ class DailyTask(StorageMixin, luigi.Task):
     def bulk_complete(cls, parameter_tuples):
         """The dates (of those given) whose output exists, with one listing per output prefix
         instead of one request per date: what luigi's RangeDaily and NightlyRange use."""
-        return complete_dates({d: cls(date=d) for d in parameter_tuples})
+        return complete_dates(lambda day: cls(date=day), parameter_tuples)
 
     def status(self, message: str, percent: int | None = None) -> None:
         self.set_status_message(message)
@@ -38,12 +38,12 @@ class DailyTask(StorageMixin, luigi.Task):
             self.set_progress_percentage(percent)
 
 
-def complete_dates(tasks_by_date: dict) -> list:
-    """Dates whose task output exists. Outputs are grouped by the path before `/date=`; each
-    group costs one listing (on S3: one LIST per 1000 keys) whatever the number of dates."""
+def complete_dates(make, days) -> list:
+    """The days (of `days`) whose task `make(day)` has its output. Outputs are grouped by the path
+    before `/date=`; each group costs one listing (on S3: one LIST per 1000 keys) whatever the
+    number of days."""
     groups: dict[str, dict] = {}
-    for day, task in tasks_by_date.items():
-        path = task.output().path
+    for day, path in output_paths(make, list(days)).items():
         groups.setdefault(path.split("/date=")[0], {})[day] = path
     store = get_storage()
     done = []
@@ -51,6 +51,23 @@ def complete_dates(tasks_by_date: dict) -> list:
         listed = store.list_files(prefix)
         done.extend(day for day, path in paths.items() if path in listed)
     return sorted(done)
+
+
+def output_paths(make, days: list) -> dict:
+    """{day: make(day).output().path}. Building a task resolves each of its parameters (and its
+    lineage's) from luigi.cfg, which for a year of days took seconds; but output paths differ
+    between days only in their `date=` part (lineage hashes never depend on the date), so the
+    first day's path is built and the others derived from it -- checked against the last day's
+    real path, and built one by one when that does not match."""
+    if not days:
+        return {}
+    first = make(days[0]).output().path
+    marker = f"date={days[0].isoformat()}"
+    if first.count(marker) == 1:
+        derived = {day: first.replace(marker, f"date={day.isoformat()}") for day in days}
+        if derived[days[-1]] == make(days[-1]).output().path:
+            return derived
+    return {day: make(day).output().path for day in days}
 
 
 def previous_day(date: dt.date) -> dt.date:

@@ -72,11 +72,11 @@ class NightlyRange(luigi.WrapperTask):
         if cls not in (CleanPartition, FeaturePartition):
             days = [d for d in days if d >= pipeline().first_deploy_date]
         if cls is CleanPartition:
-            tasks = [{d: CleanPartition(table=t, date=d) for d in days} for t in dataset.DAILY_TABLES]
+            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in dataset.DAILY_TABLES]
         else:
-            tasks = [{d: cls(date=d) for d in days}]
+            makers = [lambda d: cls(date=d)]
         missing = []
-        for by_day in tasks:
-            done = set(complete_dates(by_day))
-            missing.extend(task for day, task in by_day.items() if day not in done)
+        for make in makers:
+            done = set(complete_dates(make, days))
+            missing.extend(make(d) for d in days if d not in done)
         return missing
