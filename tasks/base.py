@@ -126,8 +126,9 @@ def read_partitions(targets: dict, columns: list[str] | None = None,
 
 def labelled_counts(targets: dict, column: str) -> dict[str, int]:
     """{str(key): rows whose `column` is known (not null or NaN)} of each `key: Parquet target`,
-    reading that one column only (on S3 with ranged GETs). What training.sample_rows uses to cut
-    each day to its final quota as it is read."""
+    decoding that one column only (on S3 only its bytes are fetched; a local file is read from
+    the page cache, which the window's read right after hits again). What training.sample_rows
+    uses to cut each day to its final quota as it is read."""
     import numpy as np
 
     counts = {}
