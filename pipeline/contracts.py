@@ -51,6 +51,28 @@ class TableContract:
     date_columns: tuple[str, str, str] | None = None
     # Warn when a day has fewer rows than this fraction of the median of recent days.
     min_fraction_of_recent: float = 0.5
+    # Or one string column with a datetime_format holding the row's date: rows whose parsed value's
+    # calendar date (in its own time zone) is another are quarantined, under the same rule.
+    timestamp_column: str | None = None
+
+    def __post_init__(self) -> None:
+        kinds = {c.name: c.kind for c in self.columns}
+        if self.date_columns is not None and (
+                len(self.date_columns) != 3 or any(kinds.get(name) != "int" for name in self.date_columns)):
+            raise ValueError(f"table {self.name!r}: date_columns must name three int columns of the table "
+                             f"(year, month, day), not {self.date_columns!r}; its int columns are "
+                             f"{[n for n, k in kinds.items() if k == 'int']}")
+        if self.timestamp_column is None:
+            return
+        if self.date_columns is not None:
+            raise ValueError(f"table {self.name!r}: set date_columns or timestamp_column, not both")
+        if self.timestamp_column not in kinds:
+            raise ValueError(f"table {self.name!r}: timestamp_column {self.timestamp_column!r} is not one "
+                             f"of its columns {self.names}")
+        if self.column(self.timestamp_column).datetime_format is None:
+            raise ValueError(f"table {self.name!r}: timestamp_column {self.timestamp_column!r} must name a "
+                             f"string column with a datetime_format; it has kind "
+                             f"{kinds[self.timestamp_column]!r} and no datetime_format")
 
     @property
     def names(self) -> list[str]:

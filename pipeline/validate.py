@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import ContractViolation, TableContract
+from pipeline.contracts import Column, ContractViolation, TableContract
 from pipeline.ingest import PARSE_ERRORS
 
 RULES = "_rules"
@@ -102,6 +102,7 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
     """The rows each rule fails, for the rules that some row fails (in the order of the labels)."""
     out: dict[str, np.ndarray] = {}
     factorized: dict[str, tuple[np.ndarray, object]] = {}
+    parsed: dict[str, pd.Series] = {}
 
     def fail(rule: str, mask) -> None:
         mask = np.asarray(mask, dtype=bool)
@@ -113,6 +114,14 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
         if name not in factorized:
             factorized[name] = pd.factorize(df[name].array)
         return factorized[name]
+
+    def datetimes(col: Column) -> tuple[np.ndarray, pd.Series]:
+        """Codes of a column's values, and its distinct values parsed by its datetime_format; parsed
+        once per column (a day of flights has ~24 distinct values of time_hour)."""
+        codes, uniques = factorize(col.name)
+        if col.name not in parsed:
+            parsed[col.name] = _datetimes(pd.Series(uniques), col.datetime_format)
+        return codes, parsed[col.name]
 
     if PARSE_ERRORS in df.columns and df[PARSE_ERRORS].notna().any():
         errs = df[PARSE_ERRORS].fillna("")
@@ -133,14 +142,16 @@ def _row_failures(df: pd.DataFrame, contract: TableContract, date: dt.date | Non
             fail(f"pattern:{col.name}", _failing_values(
                 s, lambda v: v.astype("string").str.fullmatch(regex.pattern).fillna(False), factorize))
         if col.datetime_format is not None:
-            fail(f"datetime:{col.name}", _failing_values(
-                s, lambda v: pd.to_datetime(v.astype("object"), format=col.datetime_format, errors="coerce").notna(),
-                factorize))
+            codes, when = datetimes(col)
+            fail(f"datetime:{col.name}", _failing_codes(codes, when.notna()))
     for check in contract.checks:
         fail(check.name, ~check.valid(df).fillna(False).astype(bool))
     if contract.date_columns and date is not None:
         y, m, d = contract.date_columns
         fail("partition_date", ~((df[y] == date.year) & (df[m] == date.month) & (df[d] == date.day)).fillna(False))
+    if contract.timestamp_column and date is not None:
+        codes, when = datetimes(contract.column(contract.timestamp_column))
+        fail("partition_date", _failing_codes(codes, _on_date(when, date)))  # unparsed: datetime:<col>
     if contract.key:
         fail(f"duplicate_key:{','.join(contract.key)}", _duplicated_keys(len(df), contract.key, factorize))
     return out
@@ -153,8 +164,31 @@ def _failing_values(s: pd.Series, valid: Callable[[pd.Series], pd.Series],
     if not isinstance(s.dtype, pd.StringDtype):
         return np.asarray(s.notna() & ~valid(s), dtype=bool)
     codes, uniques = factorize(s.name)
-    ok = np.append(np.asarray(valid(pd.Series(uniques)), dtype=bool), True)  # code -1 (null) is no failure
-    return ~ok[codes]
+    return _failing_codes(codes, valid(pd.Series(uniques)))
+
+
+def _failing_codes(codes: np.ndarray, valid: pd.Series | np.ndarray) -> np.ndarray:
+    """Rows whose code (from pd.factorize) is of a value that is not `valid`; code -1 (null) is no failure."""
+    return ~np.append(np.asarray(valid, dtype=bool), True)[codes]
+
+
+def _datetimes(values: pd.Series, datetime_format: str) -> pd.Series:
+    """`values` parsed by pandas with `datetime_format`, NaT where they do not parse. Values with
+    different UTC offsets (%z) are parsed one by one, each keeping its own offset."""
+    text = values.astype("object")
+    try:
+        return pd.to_datetime(text, format=datetime_format, errors="coerce")
+    except ValueError:  # "Mixed timezones detected": pandas parses them only into UTC
+        return pd.Series([pd.to_datetime(v, format=datetime_format, errors="coerce") for v in text],
+                         index=values.index, dtype=object)
+
+
+def _on_date(when: pd.Series, date: dt.date) -> np.ndarray:
+    """Whether each parsed value's calendar date, in its own time zone, is `date`; NaT counts as on it."""
+    if when.dtype == object:  # values of several UTC offsets (see _datetimes)
+        return np.array([pd.isna(t) or t.date() == date for t in when], dtype=bool)
+    same = (when.dt.year == date.year) & (when.dt.month == date.month) & (when.dt.day == date.day)
+    return np.asarray(when.isna() | same, dtype=bool)
 
 
 def _duplicated_keys(n: int, key: tuple[str, ...],

@@ -237,3 +237,78 @@ def test_string_rules_judge_each_row_as_pandas_does():
         got = res.quarantine[RULES].tolist()
         assert got == [w for w in want if w], pattern
         assert 0 < len(got) < n
+
+
+WHEN_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def timestamped(values: list, datetime_format: str = WHEN_FORMAT, **kw) -> tuple[pd.DataFrame, TableContract]:
+    c = TableContract("ts", (Column("id", "int"), Column("when", "string", datetime_format=datetime_format)),
+                      max_bad_fraction=1.0, timestamp_column="when", **kw)
+    df = pd.DataFrame({"id": pd.Series(range(len(values)), dtype="Int64"),
+                       "when": pd.Series(values, dtype="string")})
+    return df, c
+
+
+def test_timestamp_column_quarantines_rows_of_another_date_under_partition_date():
+    df, c = timestamped([
+        "2013-01-05T00:00:00+0000",
+        "2013-01-04T23:59:59+0000",     # partition_date
+        "2013-01-05T23:30:00-0500",     # 2013-01-06 in UTC: the date is the value's own, no conversion
+        "2013-01-06T00:30:00+0100",     # partition_date, though 2013-01-05 in UTC
+        "2013-01-06T10:00:00",          # no offset: datetime:when only, whatever its date
+        "not a time",                   # datetime:when only
+        None,                           # null: no rule (the column is nullable)
+        "2013-01-05T00:00:00+0000",
+    ])
+    res = validate_table(df, c, SRC, date=DAY)
+    assert res.clean["id"].tolist() == [0, 2, 6, 7]
+    assert dict(zip(res.quarantine["id"], res.quarantine[RULES])) == {
+        1: "partition_date", 3: "partition_date", 4: "datetime:when", 5: "datetime:when"}
+    assert res.report["quarantined_by_rule"] == {"datetime:when": 2, "partition_date": 2}
+    assert validate_table(df, c, SRC).report["quarantined_by_rule"] == {"datetime:when": 2}  # no date given
+
+
+def test_timestamp_column_of_one_offset_and_of_none():
+    df, c = timestamped(["2013-01-05 23:00 -0500", "2013-01-06 01:00 -0500"], "%Y-%m-%d %H:%M %z")
+    assert validate_table(df, c, SRC, date=DAY).quarantine[RULES].tolist() == ["partition_date"]
+    df, c = timestamped(["05/01/2013", "06/01/2013", "31/02/2013"], "%d/%m/%Y")
+    res = validate_table(df, c, SRC, date=DAY)
+    assert res.clean["id"].tolist() == [0]
+    assert res.quarantine[RULES].tolist() == ["partition_date", "datetime:when"]
+
+
+def test_timestamp_column_parses_each_distinct_value_once(monkeypatch):
+    parsed: list[int] = []
+    to_datetime = pd.to_datetime
+
+    def counting(arg, *args, **kwargs):
+        parsed.append(len(arg) if isinstance(arg, pd.Series) else 1)
+        return to_datetime(arg, *args, **kwargs)
+
+    values = ["2013-01-05T%02d:00:00+0000" % h for h in range(24)] + ["2013-01-06T00:00:00+0000", "x"]
+    df, c = timestamped([values[i % len(values)] for i in range(5000)])
+    monkeypatch.setattr(pd, "to_datetime", counting)
+    res = validate_table(df, c, SRC, date=DAY)
+    assert sum(parsed) == len(values)
+    assert res.report["quarantined_by_rule"] == {"datetime:when": 192, "partition_date": 192}
+
+
+def test_date_rules_are_checked_when_the_contract_is_made():
+    cols = (Column("id", "int"), Column("x", "float"), Column("s", "string"),
+            Column("when", "string", datetime_format=WHEN_FORMAT))
+    with pytest.raises(ValueError, match=r"table 'c': timestamp_column 'nope' is not one of its columns "
+                                         r"\['id', 'x', 's', 'when'\]"):
+        TableContract("c", cols, timestamp_column="nope")
+    for name, kind in [("id", "int"), ("s", "string")]:
+        with pytest.raises(ValueError, match=rf"table 'c': timestamp_column '{name}' must name a string column "
+                                             rf"with a datetime_format; it has kind '{kind}' and no datetime_format"):
+            TableContract("c", cols, timestamp_column=name)
+    with pytest.raises(ValueError, match=r"table 'c': set date_columns or timestamp_column, not both"):
+        TableContract("c", cols + (Column("m", "int"), Column("d", "int")), date_columns=("id", "m", "d"),
+                      timestamp_column="when")
+    for date_columns in [("id", "m", "x"), ("id", "m", "dd"), ("id", "m")]:
+        with pytest.raises(ValueError, match=r"table 'c': date_columns must name three int columns of the table "
+                                             r"\(year, month, day\), not .*; its int columns are \['id', 'm'\]"):
+            TableContract("c", cols + (Column("m", "int"),), date_columns=date_columns)
+    assert TableContract("c", cols, timestamp_column="when").timestamp_column == "when"
