@@ -1,6 +1,6 @@
-"""Landing file (CSV bytes) -> typed DataFrame by an explicit schema. Values that do not parse
-become null and are named in the `_parse_errors` column, so validation can quarantine them
-while the raw zone keeps every delivered row."""
+"""Landing file (CSV or Parquet bytes) -> typed DataFrame by an explicit schema. Values that do
+not parse become null and are named in the `_parse_errors` column, so validation can quarantine
+them while the raw zone keeps every delivered row."""
 from __future__ import annotations
 
 import csv
@@ -14,13 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from pipeline.contracts import ContractViolation, TableContract
+from pipeline.contracts import Column, ContractViolation, TableContract
 from pipeline.storage import sha256_bytes
 
 log = logging.getLogger(__name__)
 
 PARSE_ERRORS = "_parse_errors"
+LANDING_FORMATS = ("csv", "parquet")
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
 # Arrow's types as the frame holds them (pandas keeps strings as large_string); float64 is numpy's
 # (NaN for null).
@@ -49,6 +51,17 @@ NUMBER_NULLS = frozenset({"NA", "N/A", "n/a", "NULL", "null", "NaN", "nan", "-Na
 def landing_record(data: bytes, source: str) -> dict:
     """What identifies one delivery of a landing file: its path, size and sha256."""
     return {"source": source, "bytes": len(data), "sha256": sha256_bytes(data)}
+
+
+def parse_landing(data: bytes, source: str, contract: TableContract,
+                  file_format: str = "csv") -> pd.DataFrame:
+    """Parse one landing file of `file_format` (one of LANDING_FORMATS) into the contract's
+    columns and types: the same frame whichever the format."""
+    if file_format == "csv":
+        return parse_landing_file(data, source, contract)
+    if file_format == "parquet":
+        return parse_landing_parquet(data, source, contract)
+    raise ValueError(f"landing file format must be one of {LANDING_FORMATS}, not {file_format!r}")
 
 
 def parse_landing_file(data: bytes, source: str, contract: TableContract, *,
@@ -233,12 +246,7 @@ def _csv_fields(line: str, delimiter: str = ",") -> list[str]:
 
 
 def _check_header(header: list[str], first_line: str, source: str, contract: TableContract) -> None:
-    twice = sorted({c for c in contract.names if header.count(c) > 1})
-    if twice:
-        raise ContractViolation(
-            f"landing file {source} names column(s) {twice} of table '{contract.name}' more than once "
-            f"(rule: unique_columns); found columns {header}; ask the upstream system to re-deliver it")
-    missing = [c for c in contract.names if c not in header]
+    missing = _missing_columns(header, source, contract)
     if not missing:
         return
     for delimiter, name in _OTHER_DELIMITERS.items():
@@ -248,11 +256,25 @@ def _check_header(header: list[str], first_line: str, source: str, contract: Tab
                 f"landing file {source} uses {name} as its delimiter where ',' is expected (rule: "
                 f"delimiter): its header splits into the columns of table '{contract.name}' only at "
                 f"{name}; ask the upstream system to re-deliver it comma-separated")
-    unexpected = [c for c in header if c not in contract.names]
+    _raise_missing_columns(missing, header, source, contract)
+
+
+def _missing_columns(found: list[str], source: str, contract: TableContract) -> list[str]:
+    """The contract's columns missing from `found`; raises when `found` names one twice."""
+    twice = sorted({c for c in contract.names if found.count(c) > 1})
+    if twice:
+        raise ContractViolation(
+            f"landing file {source} names column(s) {twice} of table '{contract.name}' more than once "
+            f"(rule: unique_columns); found columns {found}; ask the upstream system to re-deliver it")
+    return [c for c in contract.names if c not in found]
+
+
+def _raise_missing_columns(missing: list[str], found: list[str], source: str, contract: TableContract) -> None:
+    unexpected = [c for c in found if c not in contract.names]
     hint = (f"; unexpected column(s) {unexpected[:10]}: renamed upstream?" if unexpected else "")
     raise ContractViolation(
         f"landing file {source} is missing required column(s) {missing} of table '{contract.name}' "
-        f"(rule: required_columns); found columns {header[:40]}{hint}")
+        f"(rule: required_columns); found columns {found[:40]}{hint}")
 
 
 def _ragged_rows_message(invalid: list, rows_read: int, source: str) -> str:
@@ -270,18 +292,18 @@ def _ragged_rows_message(invalid: list, rows_read: int, source: str) -> str:
 
 
 def _typed_frame(table: pa.Table, contract: TableContract) -> pd.DataFrame:
-    columns: dict[str, pd.Series] = {}
-    errors = np.full(table.num_rows, "", dtype=object)
-    for col in contract.columns:
-        raw = table.column(col.name)
-        if col.kind == "string":
-            columns[col.name] = _string_series(_text_column(raw))
-            continue
-        typed, bad = _to_number(raw, col.kind)
-        columns[col.name] = typed
-        if bad.any():
-            errors[bad] = errors[bad] + col.name + ";"
-    df = pd.DataFrame(columns)
+    return _frame_of({col.name: _string_cells(table.column(col.name)) if col.kind == "string"
+                      else _to_number(table.column(col.name), col.kind)
+                      for col in contract.columns}, table.num_rows)
+
+
+def _frame_of(columns: dict[str, tuple[pd.Series, np.ndarray | None]], n: int) -> pd.DataFrame:
+    """The frame of typed columns, and their rows that did not parse (None: none) named in PARSE_ERRORS."""
+    errors = np.full(n, "", dtype=object)
+    for name, (_, bad) in columns.items():
+        if bad is not None and bad.any():
+            errors[bad] = errors[bad] + name + ";"
+    df = pd.DataFrame({name: typed for name, (typed, _) in columns.items()})
     df[PARSE_ERRORS] = pd.Series(
         np.where(errors == "", None, errors), dtype="string").str.rstrip(";")
     return df
@@ -291,6 +313,11 @@ def _text_column(raw: pa.ChunkedArray) -> pa.ChunkedArray:
     """A string column's values: trimmed, an empty cell null."""
     stripped = pc.utf8_trim_whitespace(raw)
     return pc.if_else(pc.equal(stripped, ""), pa.scalar(None, raw.type), stripped)
+
+
+def _string_cells(raw: pa.ChunkedArray) -> tuple[pd.Series, None]:
+    """A string column's values as the frame holds them (no value of text fails to parse)."""
+    return _string_series(_text_column(raw)), None
 
 
 def _string_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
@@ -356,3 +383,91 @@ def _float_cell(s: str):
     if _DECIMAL_RE.fullmatch(s) or _INFINITY_RE.fullmatch(s):
         return float(s)
     return _BAD
+
+
+def parse_landing_parquet(data: bytes, source: str, contract: TableContract) -> pd.DataFrame:
+    """Parse one landing Parquet file into the frame parse_landing_file gives for a CSV.
+
+    Raises ContractViolation naming `source` and the rule when the file is no readable Parquet,
+    lacks a required column or names one twice, or holds a column of a Parquet type that the
+    contract's kind cannot take (see _parquet_column). Extra columns are dropped."""
+    try:
+        file = pq.ParquetFile(pa.BufferReader(data))
+        missing = _missing_columns(file.schema_arrow.names, source, contract)
+        if missing:
+            _raise_missing_columns(missing, file.schema_arrow.names, source, contract)
+        table = file.read(columns=contract.names, use_threads=True)
+    except (pa.ArrowException, OSError) as exc:
+        reason = " ".join("".join(c if c.isprintable() else " " for c in str(exc)).split())  # one line
+        raise ContractViolation(
+            f"landing file {source} cannot be read as Parquet (rule: parseable): {reason}; ask the "
+            "upstream system to re-deliver it") from exc
+    return _frame_of({col.name: _parquet_column(table.column(col.name), col, source, contract)
+                      for col in contract.columns}, table.num_rows)
+
+
+def _parquet_column(raw: pa.ChunkedArray, col: Column, source: str,
+                    contract: TableContract) -> tuple[pd.Series, np.ndarray | None]:
+    """A Parquet column typed as `col.kind`, and its rows that do not parse (None: none).
+
+    Nulls stay null. int takes integers (a uint64 above int64's range does not parse), booleans
+    as 0/1 and floats of whole values (NaN is null; a fraction or an infinity does not parse);
+    float takes integers and floats; string takes text (trimmed, empty is null), numbers and
+    booleans as arrow writes them ("1.5", "true") and timestamps and dates formatted by the
+    column's datetime_format (else ISO 8601). Decimals and text in a number column are read by the
+    rules of a CSV cell. Any other type (binary, lists, structs...) raises: the upstream schema
+    is wrong."""
+    if pa.types.is_dictionary(raw.type):
+        raw = raw.cast(raw.type.value_type)
+    t = raw.type
+    if pa.types.is_null(t):
+        return _arrow_series(pa.nulls(len(raw), _ARROW_TYPES[col.kind]), col.kind), None
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_decimal(t):
+        text = raw.cast(pa.string())
+        return _string_cells(text) if col.kind == "string" else _to_number(text, col.kind)
+    if col.kind == "string" and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        return _string_cells(_formatted(raw, col.datetime_format))
+    is_number = pa.types.is_integer(t) or pa.types.is_floating(t)
+    if col.kind == "string" and (is_number or pa.types.is_boolean(t)):
+        return _string_cells(raw.cast(pa.string()))
+    if col.kind == "float" and is_number:
+        return _arrow_series(raw.cast(pa.float64()), "float"), None
+    if col.kind == "int" and pa.types.is_floating(t):
+        return _whole_numbers(raw)
+    if col.kind == "int" and pa.types.is_uint64(t):
+        too_big = pc.fill_null(pc.greater(raw, pa.scalar(_INT64[1], t)), False)
+        return (_arrow_series(pc.if_else(too_big, pa.scalar(None, t), raw).cast(pa.int64()), "int"),
+                np.asarray(too_big.to_numpy(), dtype=bool))
+    if col.kind == "int" and (pa.types.is_integer(t) or pa.types.is_boolean(t)):
+        return _arrow_series(raw.cast(pa.int64()), "int"), None
+    raise ContractViolation(
+        f"landing file {source}: column '{col.name}' of table '{contract.name}' has Parquet type {t}, "
+        f"which a column of kind '{col.kind}' cannot take (rule: column_type); ask the upstream system "
+        "to re-deliver it with the column's type fixed")
+
+
+def _arrow_series(values: pa.ChunkedArray | pa.Array, kind: str) -> pd.Series:
+    """Arrow int64, float64 or string values as the frame holds them (Int64, float64 with NaN, string)."""
+    if kind == "int":
+        return pd.Series(pd.Int64Dtype().__from_arrow__(values))
+    if kind == "float":
+        return pd.Series(np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64))
+    return _string_series(values)
+
+
+def _whole_numbers(raw: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray]:
+    """Floats as int64 where they are whole numbers in int64's range; others do not parse (NaN is null)."""
+    values = np.asarray(raw.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    null = np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        whole = (values == np.floor(values)) & (values >= _INT64[0]) & (values < 2.0**63)
+    return pd.Series(pd.arrays.IntegerArray(np.where(whole, values, 0).astype(np.int64), ~whole)), ~null & ~whole
+
+
+def _formatted(raw: pa.ChunkedArray, datetime_format: str | None) -> pa.Array:
+    """Timestamps or dates as text by Python's strftime (ISO 8601 without a format), each distinct
+    value formatted once. (arrow's own strftime writes fractions of a second for %S.)"""
+    distinct = raw.unique()
+    text = [None if v is None else v.strftime(datetime_format) if datetime_format else v.isoformat()
+            for v in distinct.to_pylist()]
+    return pa.array(text, pa.string()).take(pc.index_in(raw, distinct))
