@@ -1,4 +1,5 @@
-"""Holdout metrics, the challenger-vs-production comparison and the gate decision."""
+"""Holdout metrics, the challenger-vs-production comparison and the gate decision, for binary
+classification (scores are probabilities) and regression (scores are predicted values)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,12 +9,37 @@ from typing import Any
 
 import numpy as np
 
-# Metrics where larger is better; the others (log_loss, brier) are better when smaller.
-HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False}
+TASKS = ("binary", "regression")
+TASK_METRICS = {"binary": ("roc_auc", "average_precision", "log_loss", "brier"),
+                "regression": ("mae", "rmse", "r2", "r2_vs_baseline")}
+# Metrics where larger is better; the others (log_loss, brier, mae, rmse) are better when smaller.
+HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False,
+                    "mae": False, "rmse": False, "r2": True, "r2_vs_baseline": True}
+# The one metric of one-line summaries and charts, and the gate's default comparison.
+HEADLINE_METRIC = {"binary": "roc_auc", "regression": "rmse"}
+DEFAULT_COMPARE_METRIC = {"binary": "roc_auc", "regression": "rmse"}
+_METRIC_LABELS = {"roc_auc": "AUC", "rmse": "RMSE"}
 
 
-def metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
-    """ROC AUC, average precision, log loss and Brier score (None where undefined)."""
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return task
+
+
+def task_of(metric: str) -> str:
+    """The task whose metrics include `metric` (ValueError for an unknown metric)."""
+    for task, names in TASK_METRICS.items():
+        if metric in names:
+            return task
+    raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, task: str = "binary", baseline: float | None = None) -> dict:
+    """Binary: ROC AUC, average precision, log loss and Brier score (None where undefined).
+    Regression: see regression_metrics (`baseline` is only used there)."""
+    if check_task(task) == "regression":
+        return regression_metrics(labels, scores, baseline)
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=float)
     out: dict = {"rows": int(len(labels)), "positive_rate": float(labels.mean()) if len(labels) else None}
@@ -26,6 +52,33 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     out["average_precision"] = float(average_precision_score(labels, scores))
     out["log_loss"] = float(log_loss(labels, np.clip(scores, 1e-6, 1 - 1e-6), labels=[0, 1]))
     out["brier"] = float(brier_score_loss(labels, scores))
+    return out
+
+
+def regression_metrics(labels: np.ndarray, scores: np.ndarray, baseline: float | None = None) -> dict:
+    """MAE, RMSE and R2 of the predictions `scores`, and the same errors of the naive baseline that
+    predicts the constant `baseline` (the training rows' target mean; the mean of `labels` when
+    None) for every row: r2_vs_baseline = 1 - SSE(model) / SSE(baseline) is above 0 exactly when
+    the model beats that constant. None where undefined (no rows; R2 also with fewer than 2 rows
+    or a constant target; r2_vs_baseline when the baseline is exact)."""
+    y, p = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
+    n = len(y)
+    out: dict = {"rows": int(n), "target_mean": float(y.mean()) if n else None,
+                 "mean_prediction": float(p.mean()) if n else None}
+    if n == 0:
+        out.update(dict.fromkeys(("mae", "rmse", "r2", "baseline", "baseline_mae", "baseline_rmse",
+                                  "r2_vs_baseline")))
+        return out
+    from sklearn.metrics import r2_score
+
+    constant = float(y.mean()) if baseline is None else float(baseline)
+    errors, baseline_errors = p - y, constant - y
+    sse, baseline_sse = float(errors @ errors), float(baseline_errors @ baseline_errors)
+    out.update(mae=float(np.abs(errors).mean()), rmse=math.sqrt(sse / n),
+               r2=float(r2_score(y, p)) if np.ptp(y) > 0 else None,
+               baseline=constant, baseline_mae=float(np.abs(baseline_errors).mean()),
+               baseline_rmse=math.sqrt(baseline_sse / n),
+               r2_vs_baseline=1 - sse / baseline_sse if baseline_sse > 0 else None)
     return out
 
 
@@ -58,7 +111,27 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -
     return np.where(den > 0, twice / np.where(den > 0, 2.0 * den, 1.0), np.nan)
 
 
-def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _weighted_regression(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                         baseline: float | None) -> np.ndarray:
+    """`metric` of each row of `weights` (bootstrap counts): MAE, RMSE, and 1 - SSE over the squared
+    deviations from the weighted target mean (r2; also r2_vs_baseline without a `baseline`) or from
+    `baseline`. NaN where that reference is exact."""
+    total, errors = weights.sum(axis=1), scores - labels
+    if metric == "mae":
+        return weights @ np.abs(errors) / total
+    sse = weights @ errors ** 2
+    if metric == "rmse":
+        return np.sqrt(sse / total)
+    centre = (weights @ labels / total if metric == "r2" or baseline is None
+              else np.full(len(weights), float(baseline)))
+    reference = np.einsum("ij,ij->i", weights, (labels[None, :] - centre[:, None]) ** 2)
+    return np.where(reference > 0, 1 - sse / np.where(reference > 0, reference, 1.0), np.nan)
+
+
+def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                     baseline: float | None = None) -> np.ndarray:
+    if task_of(metric) == "regression":
+        return _weighted_regression(metric, labels, scores, weights, baseline)
     if metric == "roc_auc":
         return _weighted_auc(labels, scores, weights)
     if metric in ("log_loss", "brier"):
@@ -72,13 +145,13 @@ def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weight
 
 
 def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.ndarray, metric: str,
-                     samples: int, confidence: float, seed: int) -> dict:
+                     samples: int, confidence: float, seed: int, baseline: float | None = None) -> dict:
     """Bootstrap confidence interval of metric(challenger) - metric(production) over the same
     resampled rows (paired), oriented so that a positive difference means the challenger is
-    better. Seeded: the same inputs give the same interval."""
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
-    labels = np.asarray(labels, dtype=int)
+    better. Seeded: the same inputs give the same interval. `baseline` is the naive prediction
+    of r2_vs_baseline (see regression_metrics)."""
+    task = task_of(metric)
+    labels = np.asarray(labels, dtype=int if task == "binary" else float)
     challenger, production = np.asarray(challenger, float), np.asarray(production, float)
     n, sign = len(labels), 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     rng = np.random.default_rng(seed)
@@ -86,11 +159,11 @@ def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.
     chunk = max(1, min(samples, 4_000_000 // max(n, 1)))  # bounded memory for large holdouts
     for done in range(0, samples, chunk):
         weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, samples - done)).astype(np.int32)
-        diffs.append(sign * (_weighted_metric(metric, labels, challenger, weights)
-                             - _weighted_metric(metric, labels, production, weights)))
+        diffs.append(sign * (_weighted_metric(metric, labels, challenger, weights, baseline)
+                             - _weighted_metric(metric, labels, production, weights, baseline)))
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
-    c, p = metrics(labels, challenger)[metric], metrics(labels, production)[metric]
+    c, p = (metrics(labels, scores, task, baseline)[metric] for scores in (challenger, production))
     alpha = (1 - confidence) / 2
     return {"metric": metric, "challenger": c, "production": p,
             "difference": None if c is None or p is None else float(sign * (c - p)),
@@ -137,64 +210,80 @@ def gate(challenger: dict, floors: dict[str, float], comparison: dict | None, to
             "tolerance": tolerance}
 
 
-def summary_line(record: dict) -> str:
-    """One line for luigid's status message: the AUCs and the gate decision."""
-    def auc(metrics: dict | None) -> str:
-        value = (metrics or {}).get("roc_auc")
-        return "n/a" if value is None else f"{value:.4f}"
+def summary_line(record: dict, task: str = "binary") -> str:
+    """One line for luigid's status message: the task's headline metric (AUC, RMSE) of both
+    models and the gate decision."""
+    metric = HEADLINE_METRIC[check_task(task)]
+    label = _METRIC_LABELS[metric]
+
+    def value(metrics: dict | None) -> str:
+        found = (metrics or {}).get(metric)
+        return "n/a" if found is None else f"{found:.4f}"
     verdict = "BLESSED" if record["decision"]["blessed"] else "REJECTED"
-    return f"challenger AUC {auc(record['challenger'])}, production AUC {auc(record.get('production'))}; gate: {verdict}"
+    return (f"challenger {label} {value(record['challenger'])}, production {label} "
+            f"{value(record.get('production'))}; gate: {verdict}")
 
 
 def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed: int,
-                           max_rows: int = 3000) -> dict[str, float]:
-    """Mean drop in ROC AUC when each input column is shuffled (on at most `max_rows` rows)."""
+                           max_rows: int = 3000, task: str = "binary") -> dict[str, float]:
+    """Mean drop in ROC AUC (binary) or rise in RMSE (regression) when each input column is
+    shuffled, on at most `max_rows` rows: positive means the model relies on the column."""
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
+    scoring = "roc_auc" if check_task(task) == "binary" else "neg_root_mean_squared_error"
     if repeats <= 0 or len(np.unique(labels)) < 2:
         return {}
     if len(X) > max_rows:
         pick = np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False)
         pick.sort()
         X, labels = X.iloc[pick], labels[pick]
-    result = sk_permutation_importance(estimator, X, labels, scoring="roc_auc", n_repeats=repeats,
+    result = sk_permutation_importance(estimator, X, labels, scoring=scoring, n_repeats=repeats,
                                        random_state=seed, n_jobs=1)
     return {col: round(float(v), 6) for col, v in zip(X.columns, result.importances_mean)}
 
 
 def evaluate_challenger(challenger, production, holdout: Iterable[tuple[dt.date, Any]], numeric: list[str],
                         categorical: list[str], target: str, rules: dict, importance: dict[str, float],
-                        title: str, context: dict) -> tuple[dict, str]:
+                        title: str, context: dict, task: str = "binary",
+                        baseline: float | None = None) -> tuple[dict, str]:
     """Score the labelled holdout rows with the challenger and (if any) the production model, apply
     the gate, and render the HTML report with the challenger's `importance` (computed at training).
     `holdout` holds (day, rows) pairs, read one at a time; when they hold more than
     `rules["max_eval_rows"]` (> 0) labelled rows, the gate uses that many, sampled with
     training.sample_rows seeded by `rules["seed"]` (the same rows for both models).
     `rules`: floors, tolerance, compare_metric, bootstrap_samples, confidence, seed, max_eval_rows.
+    The floors and compare_metric must be metrics of `task`; for regression, `baseline` (the
+    training rows' target mean) is the naive model r2_vs_baseline measures against.
     `context` (ids, dates) is copied into the record. Returns (evaluation record, html)."""
     from pipeline import report, training
 
+    foreign = sorted(m for m in [*rules["floors"], rules["compare_metric"]]
+                     if m not in TASK_METRICS[check_task(task)])
+    if foreign:
+        raise ValueError(f"metric(s) {foreign} in the gate's floors or compare_metric do not apply to a "
+                         f"{task} target; choose from {TASK_METRICS[task]}")
     rows, counts = training.sample_rows(holdout, target, rules.get("max_eval_rows", 0), rules["seed"])
-    labels = rows[target].to_numpy(dtype=float).astype(int) if len(rows) else np.array([], dtype=int)
-    curves = {"challenger": training.predict(challenger, rows, numeric, categorical)}
-    challenger_metrics = metrics(labels, curves["challenger"])
-    production_metrics, comparison = None, None
+    labels = rows[target].to_numpy(dtype=float) if len(rows) else np.array([], dtype=float)
+    labels = labels.astype(int) if task == "binary" else labels
+    models = {"challenger": challenger, **({"production": production} if production is not None else {})}
+    curves = {name: training.predict(model, rows, numeric, categorical, task=task) for name, model in models.items()}
+    del rows
+    scored = {name: metrics(labels, scores, task, baseline) for name, scores in curves.items()}
+    comparison = None
     if production is not None:
-        curves["production"] = training.predict(production, rows, numeric, categorical)
-        production_metrics = metrics(labels, curves["production"])
         comparison = paired_bootstrap(labels, curves["challenger"], curves["production"],
                                       rules["compare_metric"], rules["bootstrap_samples"],
-                                      rules["confidence"], rules["seed"])
-    del rows
+                                      rules["confidence"], rules["seed"], baseline=baseline)
     evaluation = {
         **context,
+        "task": task,
         "holdout_rows": {"available": counts["rows_available"], "labelled": counts["rows_labelled"],
                          "evaluated": counts["rows_sampled"], "max_eval_rows": rules.get("max_eval_rows", 0),
                          "sample_seed": rules["seed"]},
-        "challenger": challenger_metrics,
-        "production": production_metrics,
-        "decision": gate(challenger_metrics, rules["floors"], comparison, rules["tolerance"]),
+        "challenger": scored["challenger"],
+        "production": scored.get("production"),
+        "decision": gate(scored["challenger"], rules["floors"], comparison, rules["tolerance"]),
         "importance": importance,
     }
-    images = report.evaluation_plots(labels, curves, importance) if len(labels) else []
+    images = report.evaluation_plots(labels, curves, importance, task=task) if len(labels) else []
     return evaluation, report.evaluation_html(title, evaluation, images)

@@ -86,14 +86,17 @@ def drift(reference: dict, X: pd.DataFrame, scores: np.ndarray) -> dict:
 
 def monitor_day(scores: np.ndarray, labels: np.ndarray, X: pd.DataFrame, reference: dict,
                 alert_features: list[str], psi_threshold: float, prediction_psi_threshold: float,
-                min_auc: float) -> dict:
+                min_auc: float, task: str = "binary", baseline: float | None = None,
+                min_r2: float = 0.0) -> dict:
     """Realized metrics on the day's labelled rows, drift against the reference, and alerts.
 
     PSI is reported for every profiled feature; only `alert_features` raise drift alerts
     (features constant within a day, such as the day's weather, always differ from a
-    multi-day reference)."""
+    multi-day reference). The performance alert is a realized ROC AUC below `min_auc` (binary),
+    or (regression) a realized R2 against the naive `baseline` (the training target mean) below
+    `min_r2`: with the default 0, the alert says the model did worse than predicting that mean."""
     known = ~np.isnan(labels)
-    realized = evaluation.metrics(labels[known], scores[known]) if known.any() else {}
+    realized = evaluation.metrics(labels[known], scores[known], task, baseline) if known.any() else {}
     realized["rows_scored"] = int(len(scores))
     realized["rows_with_outcome"] = int(known.sum())
     realized["mean_prediction"] = float(np.mean(scores)) if len(scores) else None
@@ -104,23 +107,28 @@ def monitor_day(scores: np.ndarray, labels: np.ndarray, X: pd.DataFrame, referen
             alerts.append(f"feature drift: PSI of '{name}' is {value:.3f} > {psi_threshold}")
     if drifts["prediction_psi"] > prediction_psi_threshold:
         alerts.append(f"prediction drift: PSI {drifts['prediction_psi']:.3f} > {prediction_psi_threshold}")
-    auc = realized.get("roc_auc")
-    if auc is not None and auc < min_auc:
-        alerts.append(f"realized ROC AUC {auc:.3f} < {min_auc}")
+    metric, floor, name = (("roc_auc", min_auc, "ROC AUC") if evaluation.check_task(task) == "binary"
+                           else ("r2_vs_baseline", min_r2, "R2 vs the naive baseline"))
+    value = realized.get(metric)
+    if value is not None and value < floor:
+        alerts.append(f"realized {name} {value:.3f} < {floor}")
     return {"realized": realized, **drifts, "alerts": alerts,
             "thresholds": {"feature_psi": psi_threshold, "prediction_psi": prediction_psi_threshold,
-                           "min_auc": min_auc}}
+                           "min_auc" if task == "binary" else "min_r2": floor}}
 
 
-def realized_over(frames: list[pd.DataFrame], target: str) -> dict:
-    """Pooled realized metrics of stored predictions joined with their outcomes.
+def realized_over(frames: list[pd.DataFrame], target: str, task: str = "binary",
+                  baseline: float | None = None) -> dict:
+    """Pooled realized metrics of stored predictions joined with their outcomes (for regression,
+    `baseline` is the naive prediction, see evaluation.regression_metrics).
 
     Each frame holds `score` and `target` for one day; rows without a model score or an outcome
     are left out and counted."""
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["score", target])
     usable = joined["score"].notna() & joined[target].notna()
-    result = evaluation.metrics(joined.loc[usable, target].to_numpy(int),
-                                joined.loc[usable, "score"].to_numpy(float))
+    labels = joined.loc[usable, target].to_numpy(float)
+    result = evaluation.metrics(labels.astype(int) if task == "binary" else labels,
+                                joined.loc[usable, "score"].to_numpy(float), task, baseline)
     result.update(days=len(frames), rows_total=int(len(joined)),
                   rows_unscored=int(joined["score"].isna().sum()),
                   rows_without_outcome=int(joined[target].isna().sum()))

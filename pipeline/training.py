@@ -1,5 +1,6 @@
 """Train the model: one scikit-learn Pipeline (preprocessing + gradient boosting) fitted on the
-training rows only, plus the metadata that makes it traceable and monitorable."""
+training rows only, plus the metadata that makes it traceable and monitorable. A `task` is
+"binary" (a 0/1 target, scored by its probability) or "regression" (a numeric target)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,11 +21,12 @@ if TYPE_CHECKING:  # scikit-learn is imported where it is used, so `import tasks
     from sklearn.pipeline import Pipeline
 
 from pipeline import monitoring
+from pipeline.evaluation import check_task
 from pipeline.storage import sha256_bytes
 
 
 class TrainingError(ValueError):
-    """The training window cannot produce a model (too few rows, one class only)."""
+    """The training window cannot produce a model (too few rows, one class only, a constant target)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,12 @@ def training_days(date: dt.date, window_days: int, holdout_days: int,
     return days[:-holdout_days], days[-holdout_days:]
 
 
-def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparameters) -> Pipeline:
+def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparameters,
+                   task: str = "binary") -> Pipeline:
+    """Gradient boosting (a classifier for binary, a regressor for regression) behind the ordinal
+    encoding of the categories, which it splits on natively."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
@@ -65,7 +70,8 @@ def make_estimator(numeric: list[str], categorical: list[str], hp: Hyperparamete
          ("numeric", "passthrough", numeric)],
         verbose_feature_names_out=False,
     )
-    model = HistGradientBoostingClassifier(
+    boosting = HistGradientBoostingClassifier if check_task(task) == "binary" else HistGradientBoostingRegressor
+    model = boosting(
         learning_rate=hp.learning_rate, max_iter=hp.max_iter, max_leaf_nodes=hp.max_leaf_nodes,
         min_samples_leaf=hp.min_samples_leaf, l2_regularization=hp.l2_regularization,
         early_stopping=hp.early_stopping, random_state=hp.random_state,
@@ -236,19 +242,22 @@ def _concat(parts: list[Part]) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def model_inputs(rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str
-                 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """(X, y) of labelled rows: the feature matrix and the 0/1 labels."""
-    return feature_matrix(rows, numeric, categorical), rows[target].to_numpy(dtype=float).astype(int)
+def model_inputs(rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
+                 task: str = "binary") -> tuple[pd.DataFrame, np.ndarray]:
+    """(X, y) of labelled rows: the feature matrix and the 0/1 labels (binary) or float64 target
+    values (regression)."""
+    y = rows[target].to_numpy(dtype=float)
+    return feature_matrix(rows, numeric, categorical), y.astype(int) if check_task(task) == "binary" else y
 
 
 def training_rows(parts: Iterable[tuple[dt.date, Part]], numeric: list[str], categorical: list[str],
-                  target: str, max_train_rows: int, random_state: int) -> tuple[pd.DataFrame, np.ndarray]:
+                  target: str, max_train_rows: int, random_state: int, task: str = "binary"
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """Exactly the (X, y) that CandidateModel fits on, given its training days' feature rows as
     (day, rows) pairs in window order (tasks.base.read_partitions reads them): for a bare-fit
-    comparison, `make_estimator(numeric, categorical, hp).fit(X, y)` is the training step's fit."""
+    comparison, `make_estimator(numeric, categorical, hp, task).fit(X, y)` is the training step's fit."""
     rows, _ = sample_rows(parts, target, max_train_rows, random_state)
-    return model_inputs(rows, numeric, categorical, target)
+    return model_inputs(rows, numeric, categorical, target, task)
 
 
 def subsample(n: int, max_rows: int, seed: int) -> np.ndarray | None:
@@ -269,41 +278,49 @@ IMPORTANCE_ROWS = 3_000
 
 def train_model(rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str,
                 hp: Hyperparameters, min_train_rows: int = 500, estimator: Pipeline | None = None,
-                counts: dict | None = None, profile_rows: int = PROFILE_ROWS) -> tuple[Pipeline, dict]:
-    """Fit `estimator` (default: make_estimator(hp)) on the labelled rows of `rows` (sample them
+                counts: dict | None = None, profile_rows: int = PROFILE_ROWS, task: str = "binary"
+                ) -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp, task)) on the labelled rows of `rows` (sample them
     first with sample_rows, whose `counts` then go into the metadata). Returns the fitted pipeline
     and its training metadata (see fit_rows)."""
     counts = counts or {"rows_available": len(rows), "rows_labelled": int(rows[target].notna().sum())}
-    X, y = model_inputs(labelled(rows, target), numeric, categorical, target)
-    return fit_rows(X, y, numeric, categorical, target, hp, counts, min_train_rows, estimator, profile_rows)
+    X, y = model_inputs(labelled(rows, target), numeric, categorical, target, task)
+    return fit_rows(X, y, numeric, categorical, target, hp, counts, min_train_rows, estimator, profile_rows, task)
 
 
 def fit_rows(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], target: str,
              hp: Hyperparameters, counts: dict, min_train_rows: int = 500, estimator: Pipeline | None = None,
-             profile_rows: int = PROFILE_ROWS) -> tuple[Pipeline, dict]:
-    """Fit `estimator` (default: make_estimator(hp)) on (X, y), as model_inputs makes them. The
-    metadata holds `counts` (rows available and labelled), the rows trained, and the monitoring
-    reference profile of at most `profile_rows` of the training rows, seeded by the model's
-    random_state."""
+             profile_rows: int = PROFILE_ROWS, task: str = "binary") -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp, task)) on (X, y), as model_inputs makes them.
+    The metadata holds `counts` (rows available and labelled), the rows trained, the task and the
+    target's positive rate (binary) or mean (regression: the naive baseline's prediction), and the
+    monitoring reference profile of at most `profile_rows` of the training rows, seeded by the
+    model's random_state."""
     if len(X) < min_train_rows:
         raise TrainingError(f"only {len(X)} labelled training rows (minimum {min_train_rows})")
-    if len(np.unique(y)) < 2:
+    values = np.unique(y)
+    if len(values) < 2 and check_task(task) == "binary":
         raise TrainingError(f"the training rows hold only one class of '{target}'")
-    estimator = estimator if estimator is not None else make_estimator(numeric, categorical, hp)
+    if len(values) < 2:
+        raise TrainingError(f"the training rows' target '{target}' is constant (value "
+                            f"{values[0] if len(values) else 'none'}): nothing to learn")
+    estimator = estimator if estimator is not None else make_estimator(numeric, categorical, hp, task)
     started = time.perf_counter()
     estimator.fit(X, y)
     seconds = time.perf_counter() - started
     pick = subsample(len(X), profile_rows, hp.random_state)
     reference = X if pick is None else X.iloc[pick]
-    scores = estimator.predict_proba(reference)[:, 1]
+    scores = _outputs(estimator, reference, task)
+    n_iter = getattr(estimator.named_steps["model"], "n_iter_", None)  # None: Ridge's closed form
     meta = {
+        "task": task,
         "rows_available": int(counts["rows_available"]),
         "rows_labelled": int(counts["rows_labelled"]),
         "rows_trained": int(len(X)),
         "rows_trained_by_day": counts.get("rows_sampled_by_day"),
-        "positive_rate": float(y.mean()),
+        "positive_rate" if task == "binary" else "target_mean": float(y.mean()),
         "training_seconds": round(seconds, 3),
-        "n_iter": int(np.max(getattr(estimator.named_steps["model"], "n_iter_", 0))),
+        "n_iter": int(np.max(n_iter)) if n_iter is not None else 0,
         "numeric_features": list(numeric),
         "categorical_features": list(categorical),
         "target": target,
@@ -329,14 +346,15 @@ def fit_candidate(train: Iterable[tuple[dt.date, Part]], holdout: Iterable[tuple
                   numeric: list[str], categorical: list[str], target: str, hp: Hyperparameters,
                   max_train_rows: int, importance_repeats: int, tuning: dict | None = None,
                   day_column: str = "date", importance_rows: int = IMPORTANCE_ROWS,
-                  labelled_by_day: dict[str, int] | None = None) -> tuple[Pipeline, dict]:
+                  labelled_by_day: dict[str, int] | None = None, task: str = "binary") -> tuple[Pipeline, dict]:
     """The challenger: train_model on sample_rows(train, max_train_rows, the model's seed) -- `train`
     and `holdout` are (day, rows) pairs, read one at a time -- plus the permutation importance of
     each input on at most `importance_rows` labelled `holdout` rows (computed here, in parallel per
     day, rather than in the serial deploy chain). With `tuning` ({"trials", "families", "folds",
     "seed"}, trials > 0) the model is the best of a time-ordered cross-validated search inside the
     training rows (pipeline.tuning, by their `day_column`), and every trial is recorded in the
-    metadata. `labelled_by_day` (of the training days) makes the sampling faster (see sample_rows)."""
+    metadata. `labelled_by_day` (of the training days) makes the sampling faster (see sample_rows).
+    `task` picks the estimators, the search's score and the importance's metric."""
     from pipeline import tuning as tu
     from pipeline.evaluation import permutation_importance
 
@@ -346,17 +364,18 @@ def fit_candidate(train: Iterable[tuple[dt.date, Part]], holdout: Iterable[tuple
     if tuning and tuning.get("trials", 0) > 0:
         best, trials = tu.search(rows, rows[day_column], numeric, categorical, target, base,
                                  tuning["trials"], list(tuning["families"]), tuning["folds"],
-                                 tuning["seed"], hp.random_state, max_train_rows)
-    estimator = tu.build_estimator(best["family"], best["params"], numeric, categorical, hp.random_state)
-    X, y = model_inputs(rows, numeric, categorical, target)
+                                 tuning["seed"], hp.random_state, max_train_rows, task=task)
+    estimator = tu.build_estimator(best["family"], best["params"], numeric, categorical, hp.random_state, task)
+    X, y = model_inputs(rows, numeric, categorical, target, task)
     del rows  # only the matrix is held while fitting
-    estimator, meta = fit_rows(X, y, numeric, categorical, target, hp, counts, estimator=estimator)
+    estimator, meta = fit_rows(X, y, numeric, categorical, target, hp, counts, estimator=estimator, task=task)
     del X, y
     if importance_repeats > 0:
         sample, _ = sample_rows(holdout, target, importance_rows, hp.random_state)
-        X, y = model_inputs(sample, numeric, categorical, target)
+        X, y = model_inputs(sample, numeric, categorical, target, task)
+        by_task = {} if task == "binary" else {"task": task}  # binary: the call of before regression
         meta["importance"] = permutation_importance(estimator, X, y, importance_repeats, hp.random_state,
-                                                    max_rows=importance_rows)
+                                                    max_rows=importance_rows, **by_task)
     else:
         meta["importance"] = {}
     meta.update(importance_repeats=importance_repeats, max_train_rows=max_train_rows, family=best["family"],
@@ -396,9 +415,10 @@ def code_version() -> dict[str, str]:
 MODEL_FILE = "model.skops"
 
 # The only types a model file may contain beyond those skops trusts by default: what the fitted
-# estimators of pipeline.tuning.FAMILIES need (skops 0.16, scikit-learn 1.9; tests check it).
-# The partial is HistGradientBoostingClassifier's categorical preprocessor, partial(check_array),
-# and skops checks the wrapped function too; numpy.dtype comes from logreg's SimpleImputers.
+# estimators of pipeline.tuning.TASK_FAMILIES need (skops 0.16, scikit-learn 1.9; tests check it).
+# The partial is the gradient boosting models' categorical preprocessor, partial(check_array),
+# and skops checks the wrapped function too; numpy.dtype comes from the SimpleImputers of logreg
+# and linear.
 # A file naming any other type is refused.
 TRUSTED_TYPES = frozenset({
     "functools.partial",
@@ -489,10 +509,18 @@ PREDICT_CHUNK_ROWS = 200_000
 
 
 def predict(estimator: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str],
-            chunk_rows: int = PREDICT_CHUNK_ROWS) -> np.ndarray:
-    """The positive-class probability of every row of `frame`, scored `chunk_rows` at a time."""
+            chunk_rows: int = PREDICT_CHUNK_ROWS, task: str = "binary") -> np.ndarray:
+    """The positive-class probability (binary) or predicted value (regression) of every row of
+    `frame`, scored `chunk_rows` at a time."""
     if not len(frame):
         return np.array([], dtype=float)
     return np.concatenate([
-        estimator.predict_proba(feature_matrix(frame.iloc[i:i + chunk_rows], numeric, categorical))[:, 1]
+        _outputs(estimator, feature_matrix(frame.iloc[i:i + chunk_rows], numeric, categorical), task)
         for i in range(0, len(frame), chunk_rows)])
+
+
+def _outputs(estimator: Pipeline, X: pd.DataFrame, task: str) -> np.ndarray:
+    """The model's score of each row: the positive-class probability, or the predicted value."""
+    if check_task(task) == "binary":
+        return estimator.predict_proba(X)[:, 1]
+    return np.asarray(estimator.predict(X), dtype=float)
