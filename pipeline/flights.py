@@ -1,5 +1,6 @@
-"""Everything specific to the NYC flights dataset: table schemas and contracts, the target
-(arrival 15+ minutes late) and the feature function. The stages never name these columns."""
+"""The flights dataset's code: its multi-column row checks, the per-day history summary and the
+feature function that pipeline/flights.toml names. Its tables, contracts, target and feature
+names are declared in that file; the stages never name a flights column."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,14 +8,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import Column, RowCheck, TableContract
+from pipeline.contracts import RowCheck
+from pipeline.dataset import DayData
 
-NAME = "flights"
-ORIGINS = frozenset({"EWR", "JFK", "LGA"})
-LATE_MINUTES = 15
-# time_hour, the scheduled hour in UTC, is checked as a timestamp, not taken as free text: a garbled
-# value, or one cut off at the end of a truncated file (it is the files' last field), is quarantined.
-TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TARGET = "late"  # [target] name in flights.toml: what the history rows' label column is called
 
 
 def _valid_hhmm(series: pd.Series) -> pd.Series:
@@ -23,145 +20,34 @@ def _valid_hhmm(series: pd.Series) -> pd.Series:
     return s.isna() | ((s >= 0) & (s <= 2400) & (s % 100 < 60))
 
 
-FLIGHTS = TableContract(
-    name="flights",
-    columns=(
-        Column("year", "int", nullable=False, min=1990, max=2100),
-        Column("month", "int", nullable=False, min=1, max=12),
-        Column("day", "int", nullable=False, min=1, max=31),
-        Column("dep_time", "float", min=0, max=2400),
-        Column("sched_dep_time", "int", nullable=False, min=0, max=2359),
-        Column("dep_delay", "float", min=-180, max=2000),
-        Column("arr_time", "float", min=0, max=2400),
-        Column("sched_arr_time", "int", nullable=False, min=0, max=2400),
-        Column("arr_delay", "float", min=-180, max=2000),
-        Column("carrier", "string", nullable=False, pattern=r"[A-Z0-9]{2}"),
-        Column("flight", "int", nullable=False, min=1, max=9999),
-        # Cancelled flights often have no aircraft assigned: on 2013-02-08/09 (a storm) up to 25%.
-        Column("tailnum", "string", max_null_fraction=0.50),
-        Column("origin", "string", nullable=False, allowed=ORIGINS),
-        Column("dest", "string", nullable=False, pattern=r"[A-Z]{3}"),
-        Column("air_time", "float", min=0, max=1000),
-        Column("distance", "float", nullable=False, min=1, max=6000),
-        Column("hour", "int", nullable=False, min=0, max=23),
-        Column("minute", "int", nullable=False, min=0, max=59),
-        Column("time_hour", "string", nullable=False, datetime_format=TIME_HOUR_FORMAT),
-    ),
-    key=("carrier", "flight", "origin", "sched_dep_time"),
-    checks=(
-        RowCheck("clock_time:sched_dep_time", lambda df: _valid_hhmm(df["sched_dep_time"])),
-        RowCheck("clock_time:sched_arr_time", lambda df: _valid_hhmm(df["sched_arr_time"])),
-        RowCheck("clock_time:dep_time", lambda df: _valid_hhmm(df["dep_time"])),
-        RowCheck("clock_time:arr_time", lambda df: _valid_hhmm(df["arr_time"])),
-        RowCheck("consistent:hour_minute",
-                 lambda df: (df["hour"] * 100 + df["minute"] == df["sched_dep_time"]).fillna(False)),
-    ),
-    min_rows=1,
-    max_bad_fraction=0.05,
-    date_columns=("year", "month", "day"),
+# [tables.flights] row_checks: rules over several columns of a flight.
+FLIGHT_CHECKS = (
+    RowCheck("clock_time:sched_dep_time", lambda df: _valid_hhmm(df["sched_dep_time"])),
+    RowCheck("clock_time:sched_arr_time", lambda df: _valid_hhmm(df["sched_arr_time"])),
+    RowCheck("clock_time:dep_time", lambda df: _valid_hhmm(df["dep_time"])),
+    RowCheck("clock_time:arr_time", lambda df: _valid_hhmm(df["arr_time"])),
+    RowCheck("consistent:hour_minute",
+             lambda df: (df["hour"] * 100 + df["minute"] == df["sched_dep_time"]).fillna(False)),
 )
 
-WEATHER = TableContract(
-    name="weather",
-    columns=(
-        Column("origin", "string", nullable=False, allowed=ORIGINS),
-        Column("year", "int", nullable=False, min=1990, max=2100),
-        Column("month", "int", nullable=False, min=1, max=12),
-        Column("day", "int", nullable=False, min=1, max=31),
-        Column("hour", "int", nullable=False, min=0, max=23),
-        Column("temp", "float", min=-60, max=130),
-        Column("dewp", "float", min=-80, max=100),
-        Column("humid", "float", min=0, max=100),
-        Column("wind_dir", "float", min=0, max=360),
-        Column("wind_speed", "float", min=0, max=150),
-        Column("wind_gust", "float", min=0, max=200),
-        Column("precip", "float", min=0, max=10),
-        Column("pressure", "float", min=900, max=1100),
-        Column("visib", "float", min=0, max=10),
-        Column("time_hour", "string", nullable=False, datetime_format=TIME_HOUR_FORMAT),
-    ),
-    key=("origin", "hour"),
-    # Weather is auxiliary: a day without observations (2013-12-31 in the real data) gives
-    # missing weather features and a row-count warning, not a failed night.
-    min_rows=0,
-    max_bad_fraction=0.10,
-    date_columns=("year", "month", "day"),
-)
-
-PLANES = TableContract(
-    name="planes",
-    columns=(
-        Column("tailnum", "string", nullable=False),
-        Column("year", "float", min=1940, max=2100),
-        Column("type", "string"),
-        Column("manufacturer", "string"),
-        Column("model", "string"),
-        Column("engines", "int", min=0, max=8),
-        Column("seats", "int", min=0, max=1000),
-        Column("speed", "float", min=0, max=1000),
-        Column("engine", "string"),
-    ),
-    key=("tailnum",),
-    min_rows=1,
-    max_bad_fraction=0.05,
-)
-
-DAILY_TABLES = {"flights": FLIGHTS, "weather": WEATHER}
-REFERENCE_TABLES = {"planes": PLANES}
-# The daily table whose earlier days feed the trailing aggregates. Each clean day of it is also
-# stored as a small summary (summarize_history: late flights and labelled flights per carrier and
-# route), which is all the trailing aggregates read: at a million flights a day a week of history
-# is 7M rows but ~20k summary rows. HISTORY_COLUMNS are the clean columns a summary is made from.
-HISTORY_TABLE = "flights"
-HISTORY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "arr_delay"]
 HISTORY_SUMMARY_COLUMNS = ["year", "month", "day", "carrier", "origin", "dest", "late_sum", "late_count"]
-# The clean columns build_features reads of the day's tables (None: all); only these are loaded.
-FEATURE_INPUT_COLUMNS = {"flights": ["carrier", "flight", "origin", "dest", "sched_dep_time", "sched_arr_time",
-                                     "tailnum", "hour", "distance", "arr_delay"],
-                         "weather": None}
-
-TARGET = "late"
-KEY_COLUMNS = ["date", "carrier", "flight", "origin", "dest", "sched_dep_time", "tailnum"]
-# Known only after the flight: never features.
-OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 WEATHER_FEATURES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
                     "pressure", "visib"]
 TRAILING_FEATURES = ["late_rate_carrier_7d", "late_rate_route_7d", "late_rate_origin_7d",
                      "late_rate_origin_1d", "late_rate_carrier_1d", "late_rate_all_1d"]
-NUMERIC_FEATURES = (["sched_dep_minutes", "sched_arr_minutes", "distance", "day_of_week",
-                     "day_of_year", "origin_flights_hour", "origin_flights_day",
-                     "plane_age", "plane_seats", "plane_engines"]
-                    + WEATHER_FEATURES + TRAILING_FEATURES)
-CATEGORICAL_FEATURES = ["carrier", "origin", "dest", "plane_engine"]
-FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-# Per-flight features whose daily distribution should match the training data; drift in them
-# raises an alert. Day-level values (weather, calendar, trailing rates, the day's congestion, which
-# holiday schedules move) are reported, not alerted.
-DRIFT_ALERT_FEATURES = ["sched_dep_minutes", "sched_arr_minutes", "distance", "plane_age", "plane_seats", "plane_engines", "carrier", "origin", "dest",
-                        "plane_engine"]
-OUTPUT_COLUMNS = list(dict.fromkeys(KEY_COLUMNS + FEATURES + [TARGET]))
 
 # Prior strength (in flights) that shrinks a group's late rate towards the overall rate.
 _PRIOR_FLIGHTS = 20.0
 
 
-def late_label(flights: pd.DataFrame) -> pd.Series:
-    """1.0 when the flight arrived LATE_MINUTES or more late, 0.0 when not, NaN when unknown
-    (cancelled or diverted)."""
-    delay = flights["arr_delay"].astype("float64")
-    return pd.Series(np.where(delay.isna(), np.nan, (delay >= LATE_MINUTES).astype(float)),
-                     index=flights.index, dtype="float64")
-
-
-def summarize_history(flights: pd.DataFrame) -> pd.DataFrame:
-    """Per day, carrier and route: the number of labelled flights and how many arrived late
-    (HISTORY_SUMMARY_COLUMNS). Sums and counts add up, so trailing rates over any set of days
-    computed from summaries equal those computed from the flights themselves."""
-    late = late_label(flights)
+def summarize_history(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per day, carrier and route of an earlier day's flights (with their `late` label): the number
+    of labelled flights and how many arrived late (HISTORY_SUMMARY_COLUMNS). Sums and counts add
+    up, so trailing rates over any set of days computed from summaries equal those computed from
+    the flights themselves. [features] history_summary in flights.toml."""
     keys = ["year", "month", "day", "carrier", "origin", "dest"]
-    rows = pd.DataFrame({k: flights[k] for k in keys}).assign(late=late.to_numpy())
-    rows = rows[rows["late"].notna()]
-    out = (rows.groupby(keys, observed=True, sort=True)["late"].agg(late_sum="sum", late_count="count")
+    labelled = rows.loc[rows[TARGET].notna(), keys + [TARGET]]
+    out = (labelled.groupby(keys, observed=True, sort=True)[TARGET].agg(late_sum="sum", late_count="count")
            .reset_index())
     return pd.DataFrame({
         **{k: out[k].astype("int64") for k in ("year", "month", "day")},
@@ -170,13 +56,14 @@ def summarize_history(flights: pd.DataFrame) -> pd.DataFrame:
     }, columns=HISTORY_SUMMARY_COLUMNS)
 
 
-def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame,
-                   history: pd.DataFrame, date: dt.date, trailing_days: int) -> pd.DataFrame:
-    """One row per flight of `date` with KEY_COLUMNS, FEATURES and TARGET.
-
-    `history` is summarize_history() of clean flights of earlier days only (rows of `date` or
-    later raise); the trailing aggregates use its last `trailing_days` days. Lookups go through
+def build_features(day: DayData) -> pd.DataFrame:
+    """The features of each flight of `day` (one row per flight, in order): [features] function
+    in flights.toml. Reads the day's flights and weather, the planes reference table and the
+    trailing history summaries (summarize_history of earlier days only: rows of the day or later
+    raise); the trailing aggregates use the last `day.history_days` days. Lookups go through
     integer codes and small tables (no row-by-row merges): linear in the rows, small constant."""
+    flights, weather, planes, history, date = (day.rows, day.tables["weather"], day.references["planes"],
+                                               day.history, day.date)
     missing = [c for c in HISTORY_SUMMARY_COLUMNS if c not in history.columns]
     if len(history.columns) and missing:
         raise ValueError(f"history must be summarize_history() output; it lacks {missing}")
@@ -185,9 +72,7 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
         raise ValueError(f"history for features of {date} contains rows of {date} or later: "
                          "trailing aggregates may only use earlier days")
     out = pd.DataFrame({
-        "date": pd.Series(date.isoformat(), index=flights.index, dtype="string"),
         "carrier": flights["carrier"].astype("string"),
-        "flight": flights["flight"].astype("int64"),
         "origin": flights["origin"].astype("string"),
         "dest": flights["dest"].astype("string"),
         "sched_dep_time": flights["sched_dep_time"].astype("int64"),
@@ -208,9 +93,8 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
 
     _join_planes(out, planes, date)
     _join_weather(out, weather, origin)
-    _join_trailing(out, history, hist_dates, date, trailing_days, origin)
-    out[TARGET] = late_label(flights).to_numpy()
-    return out[OUTPUT_COLUMNS]
+    _join_trailing(out, history, hist_dates, date, day.history_days, origin)
+    return out.drop(columns=["sched_dep_time", "tailnum", "hour"])
 
 
 class _Codes:
@@ -317,3 +201,12 @@ def _smoothed_rate(late: np.ndarray, count: np.ndarray, rows: np.ndarray, h_code
     counts = np.bincount(h_codes[use], weights=count[use], minlength=n)
     rate = (sums + _PRIOR_FLIGHTS * prior) / (counts + _PRIOR_FLIGHTS)
     return _take(rate, np.where(codes >= 0, codes, -1))
+
+
+def __getattr__(name: str):
+    """FLIGHTS, WEATHER, PLANES: the tables' contracts as flights.toml declares them."""
+    if name in ("FLIGHTS", "WEATHER", "PLANES"):
+        from pipeline.dataset import builtin
+
+        return builtin().contract(name.lower())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -169,12 +169,10 @@ def m_inprocess(date: str, repeats: int) -> dict:
     validate the day's landing files, summarise its flights for later days, build the features
     from them (and the stored history summaries and aircraft table the luigi run reads too),
     write the features Parquet."""
-    from pipeline import flights as dataset
     from pipeline import ingest, validate
     from pipeline import storage as st
-    from pipeline.landing import landing_file
     from tasks import CleanPartition, CleanReference, FeaturePartition
-    from tasks.base import concat_frames
+    from tasks.base import concat_frames, dataset
     from tasks.config import get_storage
 
     d = dt.date.fromisoformat(date)
@@ -185,16 +183,15 @@ def m_inprocess(date: str, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.perf_counter()
         clean = {}
-        for table, contract in dataset.DAILY_TABLES.items():
-            target = store.target(landing_file(store.landing, table, d))
-            parsed = ingest.parse_landing_file(st.read_bytes(target), target.path, contract)
+        for table, contract in dataset.daily_tables.items():
+            target = store.target(f"{store.landing.rstrip('/')}/{dataset.landing_path(table, d)}")
+            parsed = ingest.parse_landing(st.read_bytes(target), target.path, contract, dataset.formats[table])
             clean[table] = validate.validate_table(parsed, contract, target.path, d).clean
-        dataset.summarize_history(clean[dataset.HISTORY_TABLE])  # what later days' features read
+        dataset.history_rows(clean[dataset.target.table], d)  # what later days' features read
         planes = st.read_parquet(CleanReference(table="planes").clean_target())
-        history = concat_frames([CleanPartition(table=dataset.HISTORY_TABLE, date=h).history_summary()
+        history = concat_frames([CleanPartition(table=dataset.target.table, date=h).history_summary()
                                  for h in task.history_days()])
-        frame = dataset.build_features(**clean, planes=planes, history=history, date=d,
-                                       trailing_days=task.trailing_days)
+        frame = dataset.feature_frame(clean, {"planes": planes}, history, d, task.history_window)
         st.write_parquet(scratch, frame)
         times.append(time.perf_counter() - started)
     return {"seconds": min(times), "rows": len(frame)}
@@ -228,17 +225,17 @@ def m_training(date: str) -> dict:
     from tasks.config import compute
 
     from tasks.base import dataset, read_partitions
-    from tasks.model import MODEL_COLUMNS, feature_targets
+    from tasks.model import feature_targets, model_columns
 
     d = dt.date.fromisoformat(date)
     task = _fresh(CandidateModel(date=d))
     seconds = _build(task)
     meta = st.read_json(task.files()["metadata"])
     train_days, _ = task.windows()
-    X, y = training.training_rows(read_partitions(feature_targets(train_days), MODEL_COLUMNS),
-                                  dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET,
+    X, y = training.training_rows(read_partitions(feature_targets(train_days), model_columns()),
+                                  dataset.numeric_features, dataset.categorical_features, dataset.target.name,
                                   task.max_train_rows, task.random_state)
-    estimator = training.make_estimator(dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, task.hyperparameters)
+    estimator = training.make_estimator(dataset.numeric_features, dataset.categorical_features, task.hyperparameters)
     with threadpool_limits(limits=compute().threads):
         started = time.perf_counter()
         estimator.fit(X, y)

@@ -9,13 +9,29 @@ import luigi
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import flights as dataset  # the one place that picks the dataset
+from pipeline import dataset as ds
 from pipeline import storage as st
-from tasks.config import get_storage, pipeline
+from tasks.config import dataset_path, get_storage, pipeline
 
 # Re-exported for the task modules: the dataset, storage helpers and [pipeline] config.
-__all__ = ["DailyTask", "StorageMixin", "complete_dates", "dataset", "days_back", "output_paths", "pipeline",
+__all__ = ["DailyTask", "StorageMixin", "complete_dates", "current_dataset", "dataset", "days_back", "output_paths", "pipeline",
            "previous_day", "concat_frames", "labelled_counts", "read_frame", "read_frames", "read_partitions", "st"]
+
+def current_dataset() -> ds.Dataset:
+    """The dataset the pipeline runs (tasks.config.dataset_path), loaded once per change of its file."""
+    return ds.cached(dataset_path())
+
+
+class _CurrentDataset:
+    """`dataset.x` is current_dataset().x, looked up at each use: tasks read the configured
+    dataset when they run, not when this module is imported."""
+
+    def __getattr__(self, name: str):
+        return getattr(current_dataset(), name)
+
+
+dataset = _CurrentDataset()
+
 
 class StorageMixin:
     @property

@@ -25,8 +25,16 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def cmd_land_demo(args) -> int:
+    from pipeline.dataset import BUILTIN
     from pipeline.landing import land_demo
+    from tasks.base import current_dataset
     from tasks.config import get_storage
+
+    if os.path.abspath(current_dataset().source) != os.path.abspath(BUILTIN):
+        print(f"mlpipe land-demo: it delivers the embedded flights data, but the dataset is "
+              f"'{current_dataset().name}' ({current_dataset().source}): its files are delivered by its own "
+              "upstream system, at the [tables] landing paths of its description", file=sys.stderr)
+        return 2
 
     store = get_storage()
     landing = store.landing
@@ -205,11 +213,11 @@ def realized(start: dt.date, end: dt.date) -> dict:
             missing.append(day.isoformat())
             continue
         scores = st.read_parquet(pred, columns=["score"])
-        labels = st.read_parquet(feat, columns=[dataset.TARGET])
+        labels = st.read_parquet(feat, columns=[dataset.target.name])
         if len(scores) != len(labels):
             raise SystemExit(f"mlpipe: {pred.path} has {len(scores)} rows but {feat.path} has {len(labels)}")
         frames.append(pd.concat([scores, labels], axis=1))
-    result = monitoring.realized_over(frames, dataset.TARGET)
+    result = monitoring.realized_over(frames, dataset.target.name, task=dataset.task)
     result.update(start=start.isoformat(), end=end.isoformat(), days_missing=missing)
     return result
 
@@ -225,9 +233,10 @@ def cmd_quality(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from pipeline import registry, storage as st
+    from pipeline import evaluation as ev, registry, storage as st
     from pipeline.training import MODEL_FILE
     from tasks import Deployment, ModelEvaluation, ModelMonitoring
+    from tasks.base import dataset
     from tasks.config import get_storage
 
     store = get_storage()
@@ -251,16 +260,17 @@ def cmd_summary(args) -> int:
         m = record.get(who)
         if m:
             print(f"{who + ' holdout:':<23}" + ", ".join(
-                f"{k} {m[k]:.4f}" for k in ("roc_auc", "average_precision", "log_loss", "brier") if m.get(k) is not None)
+                f"{k} {m[k]:.4f}" for k in ev.TASK_METRICS[dataset.task] if m.get(k) is not None)
                 + f"  ({m['rows']} rows)")
     print(f"gate:                  {'BLESSED' if record['decision']['blessed'] else 'REJECTED'}: "
           + "; ".join(record["decision"]["reasons"]))
     if monitoring.output().exists():
         mon = st.read_json(monitoring.output())
         r = mon.get("realized") or {}
-        if r.get("roc_auc") is not None:
-            print(f"realized on {args.date}:   ROC AUC {r['roc_auc']:.4f} over {r['rows_with_outcome']} "
-                  f"flights scored by {mon['model_version']}")
+        metric = ev.HEADLINE_METRIC[dataset.task]
+        if r.get(metric) is not None:
+            print(f"realized on {args.date}:   {metric} {r[metric]:.4f} over {r['rows_with_outcome']} "
+                  f"{dataset.row_noun} scored by {mon['model_version']}")
         print(f"monitoring alerts:     {mon.get('alerts') or 'none'}")
     return 0
 
@@ -273,8 +283,15 @@ def _registry():
     return registry.Registry(get_storage())
 
 
-def _auc(metrics: dict | None) -> str:
-    value = (metrics or {}).get("roc_auc")
+def _headline() -> str:
+    from pipeline.evaluation import HEADLINE_METRIC
+    from tasks.base import dataset
+
+    return HEADLINE_METRIC[dataset.task]
+
+
+def _metric(metrics: dict | None, name: str) -> str:
+    value = (metrics or {}).get(name)
     return "-" if value is None else f"{value:.4f}"
 
 
@@ -290,11 +307,12 @@ def cmd_models_list(args) -> int:
     for period in registry.live_periods(history):
         if period["served"]:
             served.setdefault(period["version"], []).append(f"{period['from']}..{period['to'] or 'now'}")
-    print(f"{'version':<24}{'as of':<12}{'rows trained':>13}{'holdout AUC':>13}  served (dates)")
+    metric = _headline()
+    print(f"{'version':<24}{'as of':<12}{'rows trained':>13}{'holdout ' + metric:>17}  served (dates)")
     for version in versions:
         m = reg.manifest(version)
         live = "  <- production" if alias and alias["version"] == version else ""
-        print(f"{version:<24}{m.get('as_of', '-'):<12}{m.get('rows_trained', '-'):>13}{_auc(m.get('metrics')):>13}  "
+        print(f"{version:<24}{m.get('as_of', '-'):<12}{m.get('rows_trained', '-'):>13}{_metric(m.get('metrics'), metric):>17}  "
               f"{', '.join(served.get(version, [])) or 'never'}{live}")
     return 0
 
@@ -330,8 +348,9 @@ def cmd_models_show(args) -> int:
                                            if isinstance(v, float)))
     print(f"gate:             {'BLESSED' if gate.get('blessed') else 'REJECTED'}: " + "; ".join(gate.get("reasons", [])))
     if tuning.get("trials"):
-        print(f"tuning:           {len(tuning['trials'])} trial(s), best mean CV ROC AUC "
-              f"{tuning['best']['mean_roc_auc']:.4f} (trial {tuning['best']['trial']})")
+        score = tuning["best"].get("score_name", "roc_auc")
+        print(f"tuning:           {len(tuning['trials'])} trial(s), best mean CV {score} "
+              f"{tuning['best']['mean_' + score]:.4f} (trial {tuning['best']['trial']})")
     print(f"inputs:           {len(manifest.get('input_fingerprints', {}))} feature partition(s), sha256 recorded")
     print(f"code:             {json.dumps(manifest.get('code_version'))}")
     print(f"libraries:        {json.dumps(manifest.get('library_versions'))}")
@@ -418,9 +437,10 @@ def cmd_tune(args) -> int:
 
     @limit_threads
     def run(_):
-        return tuning.search(frame, frame["date"], dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-                             dataset.TARGET, base, args.trials, args.families, args.folds, args.seed,
-                             candidate.random_state, candidate.max_train_rows)
+        return tuning.search(frame, frame["date"], dataset.numeric_features, dataset.categorical_features,
+                             dataset.target.name, base, args.trials, families, args.folds, args.seed,
+                             candidate.random_state, candidate.max_train_rows, task=dataset.task)
+    families = args.families or list(tuning.TASK_FAMILIES[dataset.task])
     try:
         best, trials = run(None)
     except ValueError as exc:  # too few days or one class in a fold: the message says which
@@ -430,10 +450,11 @@ def cmd_tune(args) -> int:
         with open(args.output, "w") as out:
             json.dump({"date": args.date.isoformat(), "best": best, "trials": trials}, out, indent=2)
     print(f"{len(trials)} trial(s), {args.folds} time-ordered folds over {train_days[0]}..{train_days[-1]}")
-    print(f"{'trial':>5}  {'mean AUC':>8}  {'folds':<26}  model")
-    for t in sorted(trials, key=lambda t: -t["mean_roc_auc"]):
-        folds = " ".join(f"{v:.3f}" for v in t["fold_roc_auc"])
-        print(f"{t['trial']:>5}  {t['mean_roc_auc']:>8.4f}  {folds:<26}  {t['family']} {json.dumps(t['params'])}")
+    score = best.get("score_name", "roc_auc")
+    print(f"{'trial':>5}  {'mean ' + score:>12}  {'folds':<26}  model (best first)")
+    for t in sorted(trials, key=lambda t: -t["mean_" + score] if score == "roc_auc" else t["mean_" + score]):
+        folds = " ".join(f"{v:.3f}" for v in t["fold_" + score])
+        print(f"{t['trial']:>5}  {t['mean_' + score]:>12.4f}  {folds:<26}  {t['family']} {json.dumps(t['params'])}")
     if best["family"] == "hgb":
         print("\nthe best as luigi.cfg lines (a new model lineage; see README 'Tuning'):\n[CandidateModel]")
         for key, value in best["params"].items():
@@ -448,6 +469,7 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     from pipeline import dashboard, storage as st
     from tasks import ModelMonitoring
+    from tasks.base import dataset
     from tasks.config import get_storage
 
     store, reg = get_storage(), _registry()
@@ -463,7 +485,8 @@ def cmd_report(args) -> int:
         current = {"version": alias["version"], "manifest": reg.manifest(alias["version"]),
                    "evaluation": json.loads(reg.read_file(alias["version"], "evaluation.json"))}
     page = dashboard.render(args.start, args.end, days, reg.history(), current, missing,
-                            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                            task=dataset.task, row_noun=dataset.row_noun, target_label=dataset.target.label)
     if args.output:
         with open(args.output, "w") as out:
             out.write(page)
@@ -491,6 +514,9 @@ def _range_command(sub, name: str, help: str) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpipe", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", metavar="FILE",
+                        help="the dataset description (TOML) to run; default: $MLPIPE_DATASET, else [dataset] path "
+                             "in luigi.cfg, else the flights data")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("land-demo", help="deliver the embedded 2013 flights data as daily landing files")
@@ -544,7 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="search hyperparameters on a date's training window (deploys nothing)")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--trials", type=int, default=20, help="candidate models to compare (default 20)")
-    p.add_argument("--families", nargs="+", default=["hgb", "logreg"], choices=["hgb", "logreg"])
+    p.add_argument("--families", nargs="+", default=None, choices=["hgb", "logreg", "linear"],
+                   help="model families to search (default: hgb and logreg for a binary target, hgb and "
+                        "linear for regression)")
     p.add_argument("--folds", type=int, default=3, help="time-ordered CV folds (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate draws (default 0)")
     p.add_argument("--output", metavar="FILE", help="also write every trial as JSON to this file")
@@ -557,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model registry: list, show, promote, rollback, which")
     msub = models.add_subparsers(dest="models_command", required=True)
-    p = msub.add_parser("list", help="published versions, their holdout AUC and the dates each served")
+    p = msub.add_parser("list", help="published versions, their holdout metric and the dates each served")
     p.set_defaults(func=cmd_models_list)
     p = msub.add_parser("show", help="a version's manifest, file checks and live periods")
     p.add_argument("version", help="a version id, or 'production' for the live one")
@@ -597,10 +625,57 @@ def use_project_config() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_project_config()
-    code = args.func(args)
+    before = os.environ.get("MLPIPE_DATASET")
+    if args.dataset:  # luigi's worker processes inherit it
+        os.environ["MLPIPE_DATASET"] = os.path.abspath(args.dataset)
+    try:
+        code = check_dataset(args.command in ("run", "backfill")) or args.func(args)
+    finally:
+        if argv is not None:  # a call from Python (tests): leave the environment as it was
+            _set_env("MLPIPE_DATASET", before)
     if argv is None:  # the `mlpipe` command itself, not a call from Python
         _exit_now(code)
     return code
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def check_dataset(claim_root: bool) -> int:
+    """Load the configured dataset description (a bad one is reported here, before anything
+    runs: exit 2). With `claim_root`, the storage root is claimed for it: a root holds one
+    dataset, whose name its dataset.json records, since model versions, deployments and the
+    production alias are kept per root."""
+    from pipeline import storage as st
+    from pipeline.dataset import DatasetError
+    from tasks.base import current_dataset
+    from tasks.config import get_storage
+
+    try:
+        ds = current_dataset()
+    except DatasetError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr)
+        return 2
+    if not claim_root:
+        return 0
+    store = get_storage()
+    marker = store.file(store.root, "dataset.json")
+    try:
+        recorded = st.read_json(marker) if marker.exists() else None
+        if recorded is None:
+            st.write_json(marker, {"name": ds.name, "description": ds.source})
+        elif recorded.get("name") != ds.name:
+            print(f"mlpipe: the storage root {store.root} holds dataset '{recorded.get('name')}' (from "
+                  f"{recorded.get('description')}), not '{ds.name}' (from {ds.source}): give each dataset its own "
+                  "root ([storage] root in luigi.cfg or $MLPIPE_ROOT)", file=sys.stderr)
+            return 2
+    except (OSError, st.StorageError):
+        pass  # storage unreachable: the run's own tasks fail and say so, as without the check
+    return 0
 
 
 def _exit_now(code: int) -> None:

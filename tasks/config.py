@@ -21,6 +21,21 @@ class storage(luigi.Config):  # noqa: N801 - luigi maps the class name to the [s
                     "empty means {root}/landing")
 
 
+class dataset(luigi.Config):  # noqa: N801 - [dataset] section
+    path = luigi.Parameter(
+        default="",
+        description="The dataset description (TOML) the pipeline runs; `mlpipe --dataset` and $MLPIPE_DATASET "
+                    "override it; empty means the flights data (pipeline/flights.toml)")
+
+
+def dataset_path() -> str:
+    """The configured dataset description: --dataset (which sets $MLPIPE_DATASET), else
+    $MLPIPE_DATASET, else [dataset] path, else the built-in flights description."""
+    from pipeline.dataset import BUILTIN
+
+    return os.environ.get("MLPIPE_DATASET") or dataset().path or BUILTIN
+
+
 class pipeline(luigi.Config):  # noqa: N801 - [pipeline] section
     start_date = luigi.DateParameter(
         default=dt.date(2013, 1, 1),

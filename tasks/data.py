@@ -11,7 +11,6 @@ import luigi
 
 from pipeline import ingest, validate
 from pipeline.contracts import ContractViolation
-from pipeline.landing import landing_file
 from tasks.config import limit_threads
 from tasks.base import DailyTask, StorageMixin, dataset, days_back, pipeline, st
 
@@ -24,7 +23,7 @@ class LandingFileChanged(RuntimeError):
 
 
 def _contract(table: str, reference: bool = False):
-    tables = dataset.REFERENCE_TABLES if reference else dataset.DAILY_TABLES
+    tables = dataset.reference_tables if reference else dataset.daily_tables
     if table not in tables:
         raise ValueError(f"unknown {'reference' if reference else 'daily'} table {table!r}; "
                          f"known: {sorted(tables)}")
@@ -33,12 +32,12 @@ def _contract(table: str, reference: bool = False):
 
 class LandingFile(StorageMixin, luigi.ExternalTask):
     """A file the upstream system drops into the landing zone; never written by the pipeline."""
-    table = luigi.Parameter(description="Table name, e.g. flights")
+    table = luigi.Parameter(description="Table name of the dataset description, e.g. flights")
     date = luigi.OptionalParameter(default=None, description="Day of the drop; empty for reference tables")
 
     def output(self):
         day = luigi.DateParameter().parse(self.date) if self.date else None
-        return self.store.target(landing_file(self.store.landing, self.table, day))
+        return self.store.target(f"{self.store.landing.rstrip('/')}/{dataset.landing_path(self.table, day)}")
 
 
 class _Ingest:
@@ -54,7 +53,7 @@ class _Ingest:
         source = self.input().path
         stamp = st.stamp(self.input())  # before reading: a file replaced meanwhile shows a newer stamp
         data = st.read_bytes(self.input())
-        frame = ingest.parse_landing_file(data, source, _contract(self.table, reference))
+        frame = ingest.parse_landing(data, source, _contract(self.table, reference), dataset.formats[self.table])
         record = {**ingest.landing_record(data, source), "stamp": stamp, "rows": len(frame),
                   "rows_with_parse_errors": int(frame[ingest.PARSE_ERRORS].notna().sum())}
         previous = self.landing_record()
@@ -148,8 +147,8 @@ class _Validate:
         st.write_parquet(out["quarantine"], result.quarantine)
         st.write_json(out["report"], report)
         st.write_parquet(out["clean"], result.clean)
-        if date is not None and self.table == dataset.HISTORY_TABLE:  # what later days' features read
-            st.write_parquet(out["summary"], dataset.summarize_history(result.clean))
+        if date is not None and self.table == dataset.target.table and dataset.history_summary:
+            st.write_parquet(out["summary"], dataset.history_rows(result.clean, date))  # what later days' features read
         st.write_flag(out["flag"])
         r = result.report
         self.set_status_message(f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
@@ -179,12 +178,14 @@ class CleanPartition(DailyTask, _Validate):
         return self.outputs(self.date)["clean"]
 
     def history_summary(self):
-        """The day's summarize_history() (stored beside the clean rows; computed from them for a
-        partition validated before summaries were stored)."""
+        """The day as later days' features see it in their history (Dataset.history_rows): its
+        summary when the dataset summarizes days (stored beside the clean rows; computed from them
+        for a partition validated before summaries were stored), else its rows."""
         target = self.outputs(self.date)["summary"]
-        if target.exists():
+        if dataset.history_summary and target.exists():
             return st.read_parquet(target)
-        return dataset.summarize_history(st.read_parquet(self.clean_target(), columns=dataset.HISTORY_COLUMNS))
+        clean = st.read_parquet(self.clean_target(), columns=dataset.history_load_columns())
+        return dataset.history_rows(clean, self.date)
 
     def delivery_change(self) -> tuple[str, str] | None:
         """(sha256 the day was validated from, sha256 of the landing file now) when the landing

@@ -10,36 +10,41 @@ from tasks.data import CleanPartition, CleanReference
 
 class FeaturePartition(DailyTask):
     """The day's model-ready rows: keys, features (no outcomes) and the target."""
-    trailing_days = luigi.IntParameter(
-        default=7, description="Days of earlier data behind the trailing aggregates")
+    trailing_days = luigi.OptionalIntParameter(
+        default=None, description="Earlier days the feature function gets in its history (empty: the "
+                                  "dataset description's [features] history_days)")
+
+    @property
+    def history_window(self) -> int:
+        return self.trailing_days if self.trailing_days is not None else dataset.history_days
 
     @property
     def phash(self) -> str:
-        return st.param_hash(features=dataset.FEATURES, trailing_days=self.trailing_days)
+        return st.param_hash(features=dataset.features, trailing_days=self.history_window,
+                             target=dataset.target.__dict__)
 
     def history_days(self):
-        return days_back(self.date, self.trailing_days, pipeline().start_date)
+        return days_back(self.date, self.history_window, pipeline().start_date)
 
     def requires(self):
         return {
-            "tables": {t: CleanPartition(table=t, date=self.date) for t in dataset.DAILY_TABLES},
-            "references": {t: CleanReference(table=t) for t in dataset.REFERENCE_TABLES},
-            "history": [CleanPartition(table=dataset.HISTORY_TABLE, date=d) for d in self.history_days()],
+            "tables": {t: CleanPartition(table=t, date=self.date) for t in dataset.daily_tables},
+            "references": {t: CleanReference(table=t) for t in dataset.reference_tables},
+            "history": [CleanPartition(table=dataset.target.table, date=d) for d in self.history_days()],
         }
 
     def output(self):
-        return self.store.file(self.store.partition("features", dataset.NAME, self.date, self.phash),
+        return self.store.file(self.store.partition("features", dataset.name, self.date, self.phash),
                                "part-0.parquet")
 
     @limit_threads(openmp=False)
     def run(self):
         req = self.requires()
-        tables = {t: st.read_parquet(task.clean_target(), columns=dataset.FEATURE_INPUT_COLUMNS.get(t))
+        tables = {t: st.read_parquet(task.clean_target(), columns=dataset.input_columns.get(t))
                   for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
         history = concat_frames([task.history_summary() for task in req["history"]])
-        frame = dataset.build_features(**tables, **refs, history=history, date=self.date,
-                                       trailing_days=self.trailing_days)
+        frame = dataset.feature_frame(tables, refs, history, self.date, self.history_window)
         st.write_parquet(self.output(), frame)
-        self.status(f"{len(frame)} rows, {len(dataset.FEATURES)} features, "
+        self.status(f"{len(frame)} rows, {len(dataset.features)} features, "
                     f"{len(req['history'])} history day(s)", 100)

@@ -7,12 +7,16 @@ import luigi
 
 from pipeline import evaluation, registry, training
 from tasks.config import limit_threads
+from pipeline.dataset import DAY_COLUMN
 from tasks.base import DailyTask, dataset, labelled_counts, pipeline, previous_day, read_partitions, st
 from tasks.features import FeaturePartition
 
-# What the model stages read of a feature partition: the inputs, the target and the day.
-DAY_COLUMN = "date"
-MODEL_COLUMNS = list(dict.fromkeys(dataset.FEATURES + [dataset.TARGET, DAY_COLUMN]))
+DAY_COLUMN = DAY_COLUMN  # re-exported: the feature partitions' day column
+
+
+def model_columns() -> list[str]:
+    """What the model stages read of a feature partition: the inputs, the target and the day."""
+    return list(dict.fromkeys(dataset.features + [dataset.target.name, DAY_COLUMN]))
 
 
 def feature_targets(days) -> dict:
@@ -57,7 +61,7 @@ class CandidateModel(DailyTask):
                              holdout_days=self.holdout_days, max_train_rows=self.max_train_rows,
                              importance_repeats=self.importance_repeats,
                              start_date=pipeline().start_date, artifact=training.MODEL_FILE,
-                             tuning=self.tuning)
+                             tuning=self.tuning, task=dataset.task)
 
     @property
     def tuning(self) -> dict:
@@ -94,11 +98,12 @@ class CandidateModel(DailyTask):
         self.status(f"reading and sampling the rows of {len(train_days)} days", 10)
         train = feature_targets(train_days)
         model, meta = training.fit_candidate(
-            read_partitions(train, MODEL_COLUMNS, fingerprints),
-            read_partitions(feature_targets(holdout_days), MODEL_COLUMNS),
-            dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET, self.hyperparameters,
+            read_partitions(train, model_columns(), fingerprints),
+            read_partitions(feature_targets(holdout_days), model_columns()),
+            dataset.numeric_features, dataset.categorical_features, dataset.target.name, self.hyperparameters,
             self.max_train_rows, self.importance_repeats, self.tuning, day_column=DAY_COLUMN,
-            labelled_by_day=labelled_counts(train, dataset.TARGET) if self.max_train_rows else None)
+            labelled_by_day=labelled_counts(train, dataset.target.name) if self.max_train_rows else None,
+            task=dataset.task)
         blob = training.dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
@@ -112,12 +117,22 @@ class CandidateModel(DailyTask):
 
 
 class gate(luigi.Config):  # noqa: N801 - [gate] section
-    min_roc_auc = luigi.OptionalFloatParameter(default=0.60, description="Floor on the challenger's holdout ROC AUC (empty: none)")
-    min_average_precision = luigi.OptionalFloatParameter(default=None, description="Floor on holdout average precision (empty: none)")
-    max_log_loss = luigi.OptionalFloatParameter(default=None, description="Ceiling on holdout log loss (empty: none)")
-    max_brier = luigi.OptionalFloatParameter(default=None, description="Ceiling on holdout Brier score (empty: none)")
-    compare_metric = luigi.ChoiceParameter(choices=sorted(evaluation.HIGHER_IS_BETTER), default="roc_auc",
-                                           description="Metric of the challenger-vs-production comparison")
+    """The deployment gate. Floors (ceilings) on the metrics of the dataset's task apply; those of
+    the other task are ignored, so one luigi.cfg serves binary and regression datasets."""
+    min_roc_auc = luigi.OptionalFloatParameter(default=0.60, description="Binary: floor on the challenger's holdout ROC AUC (empty: none)")
+    min_average_precision = luigi.OptionalFloatParameter(default=None, description="Binary: floor on holdout average precision (empty: none)")
+    max_log_loss = luigi.OptionalFloatParameter(default=None, description="Binary: ceiling on holdout log loss (empty: none)")
+    max_brier = luigi.OptionalFloatParameter(default=None, description="Binary: ceiling on holdout Brier score (empty: none)")
+    min_r2_vs_baseline = luigi.OptionalFloatParameter(
+        default=0.0, description="Regression: floor on the holdout R2 against the naive baseline (predicting the "
+                                 "training rows' mean); 0 = must beat it (empty: none)")
+    min_r2 = luigi.OptionalFloatParameter(default=None, description="Regression: floor on holdout R2 (empty: none)")
+    max_mae = luigi.OptionalFloatParameter(default=None, description="Regression: ceiling on holdout MAE (empty: none)")
+    max_rmse = luigi.OptionalFloatParameter(default=None, description="Regression: ceiling on holdout RMSE (empty: none)")
+    compare_metric = luigi.OptionalChoiceParameter(
+        choices=sorted(evaluation.HIGHER_IS_BETTER), default=None, var_type=str,
+        description="Metric of the challenger-vs-production comparison (empty: roc_auc for binary, rmse for "
+                    "regression)")
     tolerance = luigi.FloatParameter(
         default=0.02, description="How much worse than production the challenger may be, at the interval's lower end")
     bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
@@ -128,10 +143,17 @@ class gate(luigi.Config):  # noqa: N801 - [gate] section
                                     "when there are more); 0 = all")
 
     def rules(self) -> dict:
+        task = dataset.task
         floors = {"roc_auc": self.min_roc_auc, "average_precision": self.min_average_precision,
-                  "log_loss": self.max_log_loss, "brier": self.max_brier}
-        return {"floors": {k: v for k, v in floors.items() if v is not None}, "tolerance": self.tolerance,
-                "compare_metric": self.compare_metric, "bootstrap_samples": self.bootstrap_samples,
+                  "log_loss": self.max_log_loss, "brier": self.max_brier, "mae": self.max_mae,
+                  "rmse": self.max_rmse, "r2": self.min_r2, "r2_vs_baseline": self.min_r2_vs_baseline}
+        compare = self.compare_metric or evaluation.DEFAULT_COMPARE_METRIC[task]
+        if compare not in evaluation.TASK_METRICS[task]:
+            raise ValueError(f"[gate] compare_metric = {compare} is not a metric of a {task} target; choose one "
+                             f"of {list(evaluation.TASK_METRICS[task])} or leave it empty")
+        return {"floors": {k: v for k, v in floors.items() if v is not None and k in evaluation.TASK_METRICS[task]},
+                "tolerance": self.tolerance, "task": task,
+                "compare_metric": compare, "bootstrap_samples": self.bootstrap_samples,
                 "confidence": self.confidence, "seed": self.seed, "max_eval_rows": self.max_eval_rows}
 
 
@@ -189,7 +211,7 @@ class ModelEvaluation(DailyTask):
         return with_production(self.date, {"candidate": CandidateModel(date=self.date)})
 
     def directory(self) -> str:
-        return self.store.partition("evaluations", dataset.NAME, self.date, deployment_lineage(self.date))
+        return self.store.partition("evaluations", dataset.name, self.date, deployment_lineage(self.date))
 
     def output(self):
         return self.store.flag(self.directory())
@@ -207,16 +229,17 @@ class ModelEvaluation(DailyTask):
         production, version = load_live(self.store, self.date)
         self.status(f"evaluating on the holdout rows vs production {version}", 30)
         record, html = evaluation.evaluate_challenger(
-            challenger, production, read_partitions(feature_targets(candidate.windows()[1]), MODEL_COLUMNS),
-            dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES,
-            dataset.TARGET, gate().rules(), meta["importance"],
+            challenger, production, read_partitions(feature_targets(candidate.windows()[1]), model_columns()),
+            dataset.numeric_features, dataset.categorical_features,
+            dataset.target.name, gate().rules(), meta["importance"],
             title=f"Model evaluation {self.date}",
             context={"date": self.date.isoformat(), "challenger_id": f"{meta['lineage']}@{meta['date']}",
-                     "production_version": version, "holdout_days": meta["holdout_days"]})
+                     "production_version": version, "holdout_days": meta["holdout_days"]},
+            task=dataset.task, baseline=meta.get("target_mean"))
         st.write_text(self.report(), html)
         st.write_json(self.record(), record)
         st.write_flag(self.output())
-        self.status(evaluation.summary_line(record), 100)
+        self.status(evaluation.summary_line(record, dataset.task), 100)
 
 
 class Deployment(DailyTask):
@@ -227,7 +250,7 @@ class Deployment(DailyTask):
         return with_production(self.date, {"evaluation": ModelEvaluation(date=self.date)})
 
     def output(self):
-        return self.store.file(self.store.partition("deployments", dataset.NAME, self.date,
+        return self.store.file(self.store.partition("deployments", dataset.name, self.date,
                                                     deployment_lineage(self.date)), "decision.json")
 
     @limit_threads

@@ -72,7 +72,7 @@ class NightlyRange(luigi.WrapperTask):
         if cls not in (CleanPartition, FeaturePartition):
             days = [d for d in days if d >= pipeline().first_deploy_date]
         if cls is CleanPartition:
-            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in dataset.DAILY_TABLES]
+            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in dataset.daily_tables]
         else:
             makers = [lambda d: cls(date=d)]
         missing = []

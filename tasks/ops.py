@@ -82,7 +82,7 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
             return None
 
     validation = {}
-    for table in dataset.DAILY_TABLES:
+    for table in dataset.daily_tables:
         report = read(CleanPartition(table=table, date=date).outputs(date)["report"])
         if report:
             validation[table] = {k: report[k] for k in ("rows_in", "rows_clean", "rows_quarantined",
@@ -118,7 +118,7 @@ def fail_on_alert() -> bool:
 
 def _rows(target) -> int | None:
     try:
-        return int(len(st.read_parquet(target, columns=[dataset.TARGET]))) if target.exists() else None
+        return int(len(st.read_parquet(target, columns=[dataset.target.name]))) if target.exists() else None
     except (FileNotFoundError, st.StorageError):
         return None
 
@@ -186,7 +186,7 @@ def _day_tasks(day: dt.date) -> list:
                        ModelMonitoring, Predictions)
     from tasks.base import pipeline
 
-    out = [CleanPartition(table=t, date=day) for t in dataset.DAILY_TABLES] + [FeaturePartition(date=day)]
+    out = [CleanPartition(table=t, date=day) for t in dataset.daily_tables] + [FeaturePartition(date=day)]
     if day >= pipeline().first_deploy_date:
         out += [CandidateModel(date=day), ModelEvaluation(date=day), Deployment(date=day),
                 Predictions(date=day), ModelMonitoring(date=day)]

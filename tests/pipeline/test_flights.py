@@ -5,9 +5,17 @@ import pandas as pd
 import pytest
 
 from pipeline import flights as fl
+from pipeline.dataset import builtin
 from pipeline.validate import RULES, validate_table
 
 DAY = dt.date(2013, 1, 10)
+DS = builtin()  # flights.toml
+
+
+def build(flights, weather, planes, history, date, trailing_days):
+    """The day's feature partition as the FeaturePartition stage builds it from flights.toml."""
+    return DS.feature_frame({"flights": flights, "weather": weather}, {"planes": planes}, history, date,
+                            trailing_days)
 
 
 def weather(rows: list[tuple]) -> pd.DataFrame:
@@ -39,35 +47,49 @@ def history_of(make_flight, make_flights):
         for i, (day, carrier, origin, dest, delay) in enumerate(rows):
             out.append(make_flight(year=day.year, month=day.month, day=day.day, carrier=carrier,
                                    origin=origin, dest=dest, arr_delay=delay, flight=1000 + i))
-        return fl.summarize_history(make_flights(out))
+        return DS.history_rows(make_flights(out), DAY)
     return build
 
 
 # ---- target ------------------------------------------------------------------------------
 def test_late_label_is_15_minutes_or_more_and_nan_when_unknown():
     df = pd.DataFrame({"arr_delay": [14.0, 15.0, -5.0, np.nan, 100.0]}, index=[10, 11, 12, 13, 14])
-    got = fl.late_label(df)
-    pd.testing.assert_series_equal(got, pd.Series([0.0, 1.0, 0.0, np.nan, 1.0], index=df.index))
+    np.testing.assert_array_equal(DS.label(df), [0.0, 1.0, 0.0, np.nan, 1.0])
+    assert DS.target.name == fl.TARGET == "late"
 
 
 def test_late_label_accepts_nullable_floats():
     df = pd.DataFrame({"arr_delay": pd.Series([20.0, None], dtype="Float64")})
-    assert fl.late_label(df).tolist()[0] == 1.0 and np.isnan(fl.late_label(df).tolist()[1])
+    assert DS.label(df)[0] == 1.0 and np.isnan(DS.label(df)[1])
 
 
 # ---- schema of the features ---------------------------------------------------------------
 def test_no_outcome_column_is_a_feature():
-    assert not set(fl.OUTCOME_COLUMNS) & set(fl.FEATURES)
-    assert fl.TARGET not in fl.FEATURES
-    assert set(fl.DRIFT_ALERT_FEATURES) <= set(fl.FEATURES)
-    assert set(fl.CATEGORICAL_FEATURES).isdisjoint(fl.NUMERIC_FEATURES)
+    assert not set(DS.outcome_columns) & set(DS.features)
+    assert DS.target.name not in DS.features and DS.target.column in DS.outcome_columns
+    assert set(DS.drift_alert_features) <= set(DS.features)
+    assert set(DS.categorical_features).isdisjoint(DS.numeric_features)
+    assert set(fl.WEATHER_FEATURES + fl.TRAILING_FEATURES) <= set(DS.numeric_features)
+
+
+def test_the_feature_function_never_sees_the_days_outcomes(make_flights, make_flight, monkeypatch):
+    seen = {}
+    original = fl.build_features
+
+    def spy(day):
+        seen["columns"] = set(day.rows.columns) | set(day.tables["flights"].columns)
+        return original(day)
+
+    monkeypatch.setattr(fl, "build_features", spy)
+    build(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, DS.history_rows(make_flights([]), DAY), DAY, 7)
+    assert seen["columns"] and not seen["columns"] & set(DS.outcome_columns)
 
 
 def test_build_features_outputs_keys_features_target_only(make_flights, make_flight):
-    out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES,
-                            fl.summarize_history(make_flights([])), DAY, trailing_days=7)
-    assert list(out.columns) == fl.OUTPUT_COLUMNS
-    assert not set(fl.OUTCOME_COLUMNS) & set(out.columns)
+    out = build(make_flights([make_flight()]), NO_WEATHER, NO_PLANES,
+                            DS.history_rows(make_flights([]), DAY), DAY, trailing_days=7)
+    assert list(out.columns) == DS.output_columns
+    assert not set(DS.outcome_columns) & set(out.columns)
 
 
 def test_history_of_the_same_or_a_later_date_raises(make_flights, make_flight, history_of):
@@ -77,7 +99,7 @@ def test_history_of_the_same_or_a_later_date_raises(make_flights, make_flight, h
                               (bad_day, "UA", "EWR", "ORD", 0.0)])
         with pytest.raises(ValueError, match=r"history for features of 2013-01-10 contains rows of 2013-01-10 "
                                              r"or later: trailing aggregates may only use earlier days"):
-            fl.build_features(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=7)
+            build(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=7)
 
 
 # ---- row-level features ---------------------------------------------------------------------
@@ -88,7 +110,7 @@ def test_calendar_clock_and_count_features(make_flights, make_flight):
         make_flight(flight=3, sched_dep_time=600, origin="EWR"),
         make_flight(flight=4, sched_dep_time=1310, origin="JFK"),
     ])
-    out = fl.build_features(df, NO_WEATHER, NO_PLANES, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
+    out = build(df, NO_WEATHER, NO_PLANES, DS.history_rows(make_flights([]), DAY), DAY, trailing_days=7)
     assert out["sched_dep_minutes"].tolist() == [13 * 60 + 45, 13 * 60, 6 * 60, 13 * 60 + 10]
     assert out["sched_arr_minutes"].iloc[0] == 23 * 60 + 59
     assert out["origin_flights_day"].tolist() == [3.0, 3.0, 3.0, 1.0]
@@ -108,7 +130,7 @@ def test_weather_joined_at_scheduled_hour_by_origin(make_flights, make_flight):
         make_flight(flight=5, origin="JFK", sched_dep_time=900),   # JFK 5h and 13h both > 2h away -> NaN
         make_flight(flight=6, origin="EWR", sched_dep_time=2000),  # EWR 9h is 11h away -> NaN
     ])
-    out = fl.build_features(df, wx, NO_PLANES, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
+    out = build(df, wx, NO_PLANES, DS.history_rows(make_flights([]), DAY), DAY, trailing_days=7)
     assert out["flight"].tolist() == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(out["temp"].to_numpy(), [20.0, 30.0, 10.0, np.nan, np.nan, np.nan])
     assert out["wind_speed"].iloc[0] == float(fl.WEATHER_FEATURES.index("wind_speed"))
@@ -120,7 +142,7 @@ def test_planes_joined_by_tailnum(make_flights, make_flight):
     df = make_flights([make_flight(flight=1, tailnum="N2"), make_flight(flight=2, tailnum="N1"),
                        make_flight(flight=3, tailnum="N999"), make_flight(flight=4, tailnum=None),
                        make_flight(flight=5, tailnum="N1")])
-    out = fl.build_features(df, NO_WEATHER, pl, fl.summarize_history(make_flights([])), DAY, trailing_days=7)
+    out = build(df, NO_WEATHER, pl, DS.history_rows(make_flights([]), DAY), DAY, trailing_days=7)
     assert len(out) == 5
     assert out["flight"].tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(out["plane_age"].to_numpy(), [np.nan, 10.0, np.nan, np.nan, 10.0])
@@ -138,12 +160,12 @@ def test_output_rows_match_input_flights_in_order_with_their_target(make_many_fl
     pl = planes([(f"N{i:03d}XX", 2000.0 + i % 10, 100 + i, 2, "Turbo-fan") for i in range(0, 60, 2)])
     history = history_of([(DAY - dt.timedelta(days=d), c, o, "ORD", float(10 * d))
                           for d in (1, 2, 3) for c in ("UA", "AA") for o in ("EWR", "JFK")])
-    out = fl.build_features(df, wx, pl, history, DAY, trailing_days=7)
+    out = build(df, wx, pl, history, DAY, trailing_days=7)
     assert len(out) == len(df)
     assert out["flight"].tolist() == df["flight"].tolist()
     assert out["tailnum"].tolist() == df["tailnum"].tolist()
     expected_late = (df["arr_delay"].to_numpy(dtype=float) >= 15).astype(float)
-    np.testing.assert_array_equal(out[fl.TARGET].to_numpy(), expected_late)
+    np.testing.assert_array_equal(out[DS.target.name].to_numpy(), expected_late)
     assert (out["temp"].to_numpy()[df["hour"].to_numpy() != 7] == df["hour"].to_numpy()[df["hour"].to_numpy() != 7]).all()
     has_plane = df["flight"].to_numpy() % 2 == 1  # tail N{i} with even i <=> flight i + 1 odd
     assert out["plane_seats"].notna().to_numpy().tolist() == has_plane.tolist()
@@ -166,7 +188,7 @@ def test_trailing_rates_use_only_history_within_trailing_days(make_flights, make
         make_flight(flight=2, carrier="AA", origin="JFK", dest="MIA"),
         make_flight(flight=3, carrier="ZZ", origin="LGA", dest="ATL"),
     ])
-    out = fl.build_features(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=3)
+    out = build(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=3)
     p = 4 / 6  # overall late rate of the labelled rows within the window
     ua, aa = (3 + 20 * p) / (4 + 20), (1 + 20 * p) / (2 + 20)
     y = (1 + 20 * p) / (1 + 20)
@@ -177,19 +199,19 @@ def test_trailing_rates_use_only_history_within_trailing_days(make_flights, make
     np.testing.assert_allclose(out["late_rate_carrier_1d"], [y, y, p])
     np.testing.assert_allclose(out["late_rate_all_1d"], [1.0, 1.0, 1.0])
 
-    wider = fl.build_features(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=4)
+    wider = build(today, NO_WEATHER, NO_PLANES, history, DAY, trailing_days=4)
     p4 = 8 / 10
     np.testing.assert_allclose(wider["late_rate_carrier_7d"].iloc[2], (2 + 20 * p4) / (2 + 20))
 
 
 def test_trailing_rates_are_nan_without_history(make_flights, make_flight):
-    out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, fl.summarize_history(make_flights([])), DAY, 7)
+    out = build(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, DS.history_rows(make_flights([]), DAY), DAY, 7)
     assert out[fl.TRAILING_FEATURES].isna().all().all()
 
 
 def test_one_day_rates_are_nan_when_yesterday_is_missing(make_flights, make_flight, history_of):
     history = history_of([(DAY - dt.timedelta(days=2), "UA", "EWR", "ORD", 30.0)])
-    out = fl.build_features(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, history, DAY, 7)
+    out = build(make_flights([make_flight()]), NO_WEATHER, NO_PLANES, history, DAY, 7)
     assert out["late_rate_carrier_7d"].iloc[0] == pytest.approx((1 + 20 * 1.0) / 21)
     assert out[["late_rate_origin_1d", "late_rate_carrier_1d", "late_rate_all_1d"]].isna().all().all()
 

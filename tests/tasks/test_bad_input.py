@@ -14,7 +14,7 @@ import luigi
 import pandas as pd
 import pytest
 
-from pipeline import flights as dataset
+from pipeline.dataset import builtin
 from pipeline import storage as st
 from pipeline.landing import landing_file
 from tasks import CandidateModel, CleanPartition, CleanReference, FeaturePartition, RawPartition
@@ -83,7 +83,7 @@ def test_a_zero_flight_day_fails_its_contract_and_no_model_is_trained(pipeline_r
     assert str(exc).startswith(f"{path}: table 'flights' has 0 rows, the contract requires at least 1 "
                                "(rule: min_rows)")
     raw = st.read_parquet(RawPartition(table="flights", date=day).output())
-    assert len(raw) == 0 and list(raw.columns) == dataset.FLIGHTS.names + ["_parse_errors"]
+    assert len(raw) == 0 and list(raw.columns) == builtin().contract("flights").names + ["_parse_errors"]
     assert not CleanPartition(table="flights", date=day).output().exists()
     assert not FeaturePartition(date=day).output().exists()
     assert not CandidateModel(date=day).output().exists()
@@ -186,11 +186,11 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     # the next day's trailing aggregates are computed from the new delivery only
     store_history = pd.concat([st.read_parquet(CleanPartition(table="flights", date=d).clean_target())
                                for d in (D(2013, 1, 1), day)], ignore_index=True)
-    recomputed = dataset.build_features(
-        st.read_parquet(CleanPartition(table="flights", date=D(2013, 1, 3)).clean_target()),
-        st.read_parquet(CleanPartition(table="weather", date=D(2013, 1, 3)).clean_target()),
-        st.read_parquet(CleanReference(table="planes").clean_target()),
-        dataset.summarize_history(store_history), D(2013, 1, 3), trailing_days=3)
+    dataset = builtin()
+    recomputed = dataset.feature_frame(
+        {t: st.read_parquet(CleanPartition(table=t, date=D(2013, 1, 3)).clean_target()) for t in ("flights", "weather")},
+        {"planes": st.read_parquet(CleanReference(table="planes").clean_target())},
+        dataset.history_rows(store_history, D(2013, 1, 3)), D(2013, 1, 3), 3)
     pd.testing.assert_frame_equal(st.read_parquet(FeaturePartition(date=D(2013, 1, 3)).output()), recomputed,
                                   check_dtype=False)
 

@@ -16,7 +16,7 @@ from pipeline import storage as st
 from pipeline import training
 from tasks import CandidateModel, Deployment, FeaturePartition, ModelEvaluation
 from tasks.base import dataset, read_partitions
-from tasks.model import MODEL_COLUMNS, feature_targets
+from tasks.model import feature_targets, model_columns
 
 D = dt.date
 
@@ -28,7 +28,7 @@ def build(*tasks):
 
 
 def labelled_rows(day: dt.date) -> int:
-    return int(st.read_parquet(FeaturePartition(date=day).output(), columns=[dataset.TARGET])[dataset.TARGET]
+    return int(st.read_parquet(FeaturePartition(date=day).output(), columns=[dataset.target.name])[dataset.target.name]
                .notna().sum())
 
 
@@ -49,11 +49,11 @@ def test_capped_training_sample_is_reproducible_proportional_and_the_bare_fits_r
     assert len(meta["input_fingerprints"]) == len(train_days)
 
     # the benchmark's reference: a bare fit of make_estimator on training_rows(...) is the same model
-    X, y = training.training_rows(read_partitions(feature_targets(train_days), MODEL_COLUMNS),
-                                  dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, dataset.TARGET,
+    X, y = training.training_rows(read_partitions(feature_targets(train_days), model_columns()),
+                                  dataset.numeric_features, dataset.categorical_features, dataset.target.name,
                                   task.max_train_rows, task.random_state)
     assert len(X) == 1500 and y.mean() == meta["positive_rate"]
-    bare = training.make_estimator(dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES, task.hyperparameters)
+    bare = training.make_estimator(dataset.numeric_features, dataset.categorical_features, task.hyperparameters)
     with threadpool_limits(limits=1):  # as the task's run() ([compute] threads = 1)
         bare.fit(X, y)
     assert training.dump_model(bare) == blob
@@ -72,8 +72,8 @@ def test_default_caps_do_not_bind_on_the_real_data(small_pipeline, luigi_config)
     build(task)
     meta = st.read_json(task.files()["metadata"])
     assert meta["rows_trained"] == meta["rows_labelled"] == meta["reference_profile"]["rows"]
-    rows, _ = training.sample_rows(read_partitions(feature_targets(task.windows()[0]), MODEL_COLUMNS),
-                                   dataset.TARGET, 0, 0)
+    rows, _ = training.sample_rows(read_partitions(feature_targets(task.windows()[0]), model_columns()),
+                                   dataset.target.name, 0, 0)
     assert len(rows) == meta["rows_trained"]
 
 
@@ -82,17 +82,17 @@ def test_gate_scores_a_capped_seeded_sample_of_the_holdout(small_pipeline, luigi
     build(Deployment(date=D(2013, 1, 6)))
     record = st.read_json(ModelEvaluation(date=D(2013, 1, 6)).record())
     holdout_day = CandidateModel(date=D(2013, 1, 6)).windows()[1][0]
-    available = len(st.read_parquet(FeaturePartition(date=holdout_day).output(), columns=[dataset.TARGET]))
+    available = len(st.read_parquet(FeaturePartition(date=holdout_day).output(), columns=[dataset.target.name]))
     assert record["holdout_rows"] == {"available": available, "labelled": labelled_rows(holdout_day),
                                       "evaluated": 400, "max_eval_rows": 400, "sample_seed": 3}
     assert record["production_version"] is not None
     assert record["challenger"]["rows"] == record["production"]["rows"] == 400
     assert record["decision"]["comparison"]["rows"] == 400
     rows, _ = training.sample_rows(read_partitions({holdout_day: FeaturePartition(date=holdout_day).output()},
-                                                   MODEL_COLUMNS), dataset.TARGET, 400, 3)
+                                                   model_columns()), dataset.target.name, 400, 3)
     challenger, _ = CandidateModel(date=D(2013, 1, 6)).load()
-    scores = training.predict(challenger, rows, dataset.NUMERIC_FEATURES, dataset.CATEGORICAL_FEATURES)
-    assert record["challenger"]["roc_auc"] == pytest.approx(roc_auc_score(rows[dataset.TARGET].astype(int), scores))
+    scores = training.predict(challenger, rows, dataset.numeric_features, dataset.categorical_features)
+    assert record["challenger"]["roc_auc"] == pytest.approx(roc_auc_score(rows[dataset.target.name].astype(int), scores))
 
 
 def test_training_reads_the_window_one_day_at_a_time(small_pipeline, luigi_config, monkeypatch):

@@ -1,0 +1,122 @@
+"""A second dataset through the whole nightly chain: tests/datasets/rides.toml (bike-share
+rides in daily Parquet files, a CSV stations table, a regression target, its own feature module),
+with data generated here. Nothing in the stages was written for it; `mlpipe --dataset` points
+the same commands at it."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import storage as st
+from tests.datasets import rides_data
+
+RIDES = os.path.join(os.path.dirname(__file__), "datasets", "rides.toml")
+START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 10)
+SHORT = {
+    "pipeline": {"start_date": START.isoformat(), "warmup_days": 5},
+    "CandidateModel": {"window_days": 5, "holdout_days": 1, "max_iter": 60, "importance_repeats": 1},
+    "gate": {"tolerance": 0.5},
+    "compute": {"threads": 1},
+}
+
+
+@pytest.fixture
+def rides_root(root, luigi_config, monkeypatch):
+    from tasks.config import get_storage
+
+    monkeypatch.setenv("MLPIPE_DATASET", RIDES)
+    luigi_config(SHORT)
+    rides_data.land(get_storage().landing, START, END)
+    return root
+
+
+def _mlpipe(*args: str) -> int:
+    from tasks.cli import main
+
+    return main(["--dataset", RIDES, *args])
+
+
+@pytest.mark.slow
+def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, capsys):
+    from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
+                       ModelMonitoring, Predictions)
+    from tasks.config import get_storage
+
+    # a bad ride on one day: an unknown rider type and a start on another day are quarantined
+    day3 = START + dt.timedelta(days=2)
+    path = os.path.join(get_storage().landing, "rides", f"{day3:%Y/%m/%d}", "rides.parquet")
+    frame = rides_data.rides(day3, 300)
+    frame.loc[0, "rider_type"] = "robot"
+    frame.loc[1, "started_at"] = pd.Timestamp("2024-02-01 10:00:00")
+    with open(path, "wb") as out:
+        out.write(rides_data.parquet_bytes(frame))
+    landed = open(path, "rb").read()
+
+    assert _mlpipe("backfill", "--start", START.isoformat(), "--end", END.isoformat()) == 0
+
+    report = st.read_json(CleanPartition(table="rides", date=day3).outputs(day3)["report"])
+    assert report["rows_in"] == 300 and report["rows_quarantined"] == 2
+    assert report["quarantined_by_rule"] == {"allowed:rider_type": 1, "partition_date": 1}
+    assert open(path, "rb").read() == landed, "the landing file is never modified"
+
+    features = st.read_parquet(FeaturePartition(date=END).output())
+    expected = rides_data.rides(END, 300)
+    assert list(features.columns) == ["date", "ride_id", "station", "start_hour", "distance_km", "temperature_c",
+                                      "elevation_m", "station_minutes_3d", "rider_type", "duration_min"]
+    assert features["ride_id"].tolist() == expected["ride_id"].tolist()
+    np.testing.assert_allclose(features["duration_min"], expected["duration_min"])
+    assert features["station_minutes_3d"].notna().all()  # three earlier days of every station
+    assert "rating" not in features.columns and "bike_colour" not in features.columns
+
+    first = START + dt.timedelta(days=5)
+    meta = st.read_json(CandidateModel(date=first).files()["metadata"])
+    assert meta["task"] == "regression" and meta["target"] == "duration_min"
+    assert meta["target_mean"] == pytest.approx(
+        np.mean(np.concatenate([rides_data.rides(START + dt.timedelta(days=i), 300)["duration_min"]
+                                for i in range(4)])), rel=0.02)
+    record = st.read_json(ModelEvaluation(date=first).record())
+    challenger = record["challenger"]
+    assert challenger["rmse"] < 0.5 * challenger["baseline_rmse"] and challenger["r2_vs_baseline"] > 0.7
+    assert record["decision"]["blessed"] and any("r2_vs_baseline" in r for r in record["decision"]["reasons"])
+    decisions = [st.read_json(Deployment(date=first + dt.timedelta(days=i)).output()) for i in range(5)]
+    assert decisions[0]["action"] == "deployed"
+
+    scored = st.read_parquet(Predictions(date=END).output())
+    truth = rides_data.rides(END, 300)
+    assert scored["ride_id"].tolist() == truth["ride_id"].tolist()
+    errors = scored["score"].to_numpy() - truth["duration_min"].to_numpy()
+    assert np.sqrt(np.mean(errors ** 2)) < 3.0, "predictions are ride minutes, close to the real ones"
+    monitoring = st.read_json(ModelMonitoring(date=END).output())
+    assert monitoring["realized"]["r2_vs_baseline"] > 0.7 and monitoring["alerts"] == []
+    assert set(monitoring["feature_psi"]) == {"start_hour", "distance_km", "temperature_c", "elevation_m",
+                                              "station_minutes_3d", "station", "rider_type"}
+
+    capsys.readouterr()
+    assert _mlpipe("quality", "--start", first.isoformat(), "--end", END.isoformat()) == 0
+    quality = json.loads(capsys.readouterr().out)
+    assert quality["rows_total"] == 5 * 300 and quality["rmse"] < 3.0
+    assert _mlpipe("models", "list") == 0
+    assert "holdout rmse" in capsys.readouterr().out
+    page = tmp_path / "report.html"
+    assert _mlpipe("report", "--start", first.isoformat(), "--end", END.isoformat(), "--output", str(page)) == 0
+    html = page.read_text()
+    assert "RMSE" in html and "rides" in html and "ROC AUC" not in html
+
+    # a second run finds everything done
+    assert _mlpipe("plan", "--start", START.isoformat(), "--end", END.isoformat()) == 0
+    assert "0 task(s) would run, 0 input(s) missing" in capsys.readouterr().out
+    # the root belongs to rides now: the flights dataset is refused there
+    assert main_flights("run", "--date", END.isoformat()) == 2
+    assert "holds dataset 'rides'" in capsys.readouterr().err
+
+
+def main_flights(*args: str) -> int:
+    from pipeline.dataset import BUILTIN
+    from tasks.cli import main
+
+    return main(["--dataset", BUILTIN, *args])
