@@ -1,6 +1,7 @@
 """Self-contained HTML monitoring dashboard over a period: headline figures, realized performance
-and late rate with the production-alias moves, feature and prediction drift, the current model's
-evaluation, and tables of alias events, alert days and missing days."""
+(ROC AUC and the positive rate for a binary target, RMSE against a naive baseline and the target's
+mean for a regression) with the production-alias moves, feature and prediction drift, the current
+model's evaluation, and tables of alias events, alert days and missing days."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import datetime as dt
 import html
 import io
 import math
+import re
 import statistics
 from collections.abc import Iterable
 
@@ -30,37 +32,104 @@ PSI_COLORS = ["#f3f7f0", "#fde49e", "#f9a05a", "#e0452b", "#7a0b0b"]
 IMPORTANCE_COLOR = "#3b6fb6"
 _MISSING_SPAN = {"facecolor": "#d9d9d9", "edgecolor": "#a6a6a6", "hatch": "///", "linewidth": 0}
 _NO_MODEL_SPAN = {"facecolor": "#eef1f6", "edgecolor": "none", "linewidth": 0}
+_THRESHOLD_STYLE = {"color": "#c0392b", "linestyle": (0, (5, 3)), "linewidth": 1.2}
+_BASELINE_STYLE = {"color": "#8a8a8a", "linestyle": (0, (5, 3)), "linewidth": 1.4}
 _DPI = 100
+TASKS = ("binary", "regression")
 
 
 def render(start: dt.date, end: dt.date, days: list[dict], events: list[dict], current: dict | None,
-           missing_days: list[str], generated_at: str) -> str:
+           missing_days: list[str], generated_at: str, *, task: str = "binary",
+           row_noun: str = "flights", target_label: str = "late") -> str:
     """The dashboard page for `start`..`end`: one HTML document, every image embedded as PNG data.
 
     `days` are the stored per-day monitoring records, `events` the production-alias history,
     `current` the production version with its manifest and evaluation (or None), and
-    `missing_days` the dates in the period without a monitoring record."""
+    `missing_days` the dates in the period without a monitoring record. `task` ("binary" or
+    "regression") says which realized metrics the records hold; `row_noun` (plural) and
+    `target_label` name a row and the target in the page's wording."""
     if end < start:
         raise ValueError(f"dashboard period ends ({end}) before it starts ({start})")
+    spec = _task_spec(task, row_noun, target_label)
     axis = _axis_dates(start, end, days, missing_days)
     by_date = {d["date"]: d for d in days}
     missing = sorted(set(missing_days))
     sections = [
-        _header(start, end, generated_at),
-        _summary(start, end, days, events, current, missing),
+        _header(start, end, generated_at, spec),
+        _summary(start, end, days, events, current, missing, spec),
         _missing_section(missing),
-        _performance_section(axis, by_date, events, start, end, missing),
-        _drift_section(axis, by_date, missing),
-        _model_section(current),
+        _performance_section(axis, by_date, events, start, end, missing, spec),
+        _drift_section(axis, by_date, missing, spec),
+        _model_section(current, spec),
         _events_section(events, start, end),
-        _alerts_section(days),
-        _all_days_section(days),
+        _alerts_section(days, spec),
+        _all_days_section(days, spec),
     ]
     title = f"Model monitoring {start.isoformat()} to {end.isoformat()}"
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"
             f'<body><main>{"".join(s for s in sections if s)}</main></body></html>\n')
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _task_spec(task: str, row_noun: str, target_label: str) -> dict:
+    """What the page shows for `task`: the headline metric (realized key, name, y limits), the
+    per-day step lines drawn with it, the observed level against the mean prediction, the table
+    columns as (header, realized key, formatter), the evaluation metrics as (key, +1 when higher
+    is better, -1 when lower is, 0 for context), and the captions."""
+    if task not in TASKS:
+        raise ValueError(f"unknown dashboard task {task!r}: expected one of {', '.join(TASKS)}")
+    # The original flights dataset keeps its own wording; any other dataset gets the generic one.
+    flights = (row_noun, target_label) == ("flights", "late")
+    common = {
+        "row_noun": row_noun,
+        "title": "Late-arrival model" if flights else f"{_capitalized(target_label)} model",
+        "reported_only": " (such as the day's weather, constant within a day)" if flights else "",
+    }
+    known = f"on the day's {row_noun} once their {'arrivals' if flights else 'outcomes'} are known"
+    if task == "binary":
+        headline = ("ROC AUC", "roc_auc", _num)
+        observed = (f"{target_label} rate", "positive_rate", _pct)
+        predicted = ("mean pred.", "mean_prediction", _pct)
+        return {**common,
+                "metric": "roc_auc", "metric_name": "ROC AUC", "metric_short": "AUC",
+                "limits": (0.0, 1.0), "empty_limits": (0.4, 1.0),
+                "steps": [(_threshold, "min_auc", "min AUC (alert below)", _THRESHOLD_STYLE)],
+                "observed": observed, "predicted": predicted, "shares": True,
+                "level_axis": f"share of {row_noun}",
+                "alert_columns": [headline, observed],
+                "day_columns": [headline, ("avg precision", "average_precision", _num), observed, predicted],
+                "metrics": (("roc_auc", 1), ("average_precision", 1), ("log_loss", -1), ("brier", -1),
+                            ("rows", 0), ("positive_rate", 0)),
+                "predictions": "the predicted probabilities",
+                "importance": "drop in holdout ROC AUC when the feature is shuffled",
+                "plot_alt": f"Daily ROC AUC, {target_label} rate and mean prediction with alias moves",
+                "caption": f"Daily ROC AUC {known}, and the observed {target_label} rate against the "
+                           f"mean predicted probability."}
+    headline, r2 = ("RMSE", "rmse", _num), ("R2 vs baseline", "r2_vs_baseline", _num)
+    observed = (f"mean {target_label}", "target_mean", _num)
+    predicted = ("mean pred.", "mean_prediction", _num)
+    return {**common,
+            "metric": "rmse", "metric_name": "RMSE", "metric_short": "RMSE",
+            "limits": (0.0, math.inf), "empty_limits": None,
+            "steps": [(_realized, "baseline_rmse", "naive baseline RMSE", _BASELINE_STYLE)],
+            "observed": observed, "predicted": predicted, "shares": False,
+            "level_axis": f"mean {target_label}",
+            "alert_columns": [headline, r2, observed, predicted],
+            "day_columns": [headline, ("MAE", "mae", _num), r2, observed, predicted],
+            "metrics": (("mae", -1), ("rmse", -1), ("r2", 1), ("r2_vs_baseline", 1), ("baseline_mae", 0),
+                        ("baseline_rmse", 0), ("rows", 0), ("target_mean", 0)),
+            "predictions": "the predictions",
+            "importance": "increase in holdout RMSE when the feature is shuffled",
+            "plot_alt": f"Daily RMSE against the naive baseline, mean {target_label} and mean prediction "
+                        f"with alias moves",
+            "caption": f"Daily RMSE {known} (lower is better) against the RMSE of the naive baseline "
+                       f"(dashed grey; R2 vs the baseline is below 0 on days above it), and the observed "
+                       f"mean {target_label} against the mean prediction."}
 
 
 # ---------------------------------------------------------------- data helpers
@@ -134,6 +203,8 @@ def _alert_kind(alert: str) -> str:
         return "prediction drift"
     if "auc" in text:
         return "low AUC"
+    if re.search(r"\br2\b", text):
+        return "low R2"
     return "other"
 
 
@@ -245,8 +316,15 @@ def _hide_x_labels(plt, *axes) -> None:
         ax.xaxis.get_offset_text().set_visible(False)
 
 
+def _padded_limits(values, limits: tuple[float, float]) -> tuple[float, float]:
+    """The range of `values` with some headroom, kept within `limits`."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.02 * max(1.0, abs(hi)), 0.12 * (hi - lo))
+    return max(limits[0], lo - pad), min(limits[1], hi + pad)
+
+
 def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], start: dt.date,
-                      end: dt.date, missing: list[str]) -> str:
+                      end: dt.date, missing: list[str], spec: dict) -> str:
     import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -254,10 +332,11 @@ def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], st
     plt = _pyplot()
     x = _x(axis)
     records = [by_date.get(d.isoformat()) for d in axis]
-    auc = np.array([_realized(r, "roc_auc") for r in records])
-    min_auc = np.array([_threshold(r, "min_auc") for r in records])
-    late = np.array([_realized(r, "positive_rate") for r in records])
-    mean_pred = np.array([_realized(r, "mean_prediction") for r in records])
+    metric = np.array([_realized(r, spec["metric"]) for r in records])
+    steps = [(np.array([value(r, key) for r in records]), label, style)
+             for value, key, label, style in spec["steps"]]
+    observed = np.array([_realized(r, spec["observed"][1]) for r in records])
+    mean_pred = np.array([_realized(r, spec["predicted"][1]) for r in records])
     missing_set = set(missing)
     missing_flags = [d.isoformat() in missing_set for d in axis]
     no_model = [r is not None and not _has_model(r) for r in records]
@@ -266,10 +345,10 @@ def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], st
     fig = plt.figure(figsize=(11, 6.4))
     try:
         grid = fig.add_gridspec(3, 1, height_ratios=[3, 2.2, 0.5], hspace=0.1)
-        ax_auc = fig.add_subplot(grid[0])
-        ax_rate = fig.add_subplot(grid[1], sharex=ax_auc)
-        ax_ver = fig.add_subplot(grid[2], sharex=ax_auc)
-        for ax in (ax_auc, ax_rate, ax_ver):
+        ax_metric = fig.add_subplot(grid[0])
+        ax_level = fig.add_subplot(grid[1], sharex=ax_metric)
+        ax_ver = fig.add_subplot(grid[2], sharex=ax_metric)
+        for ax in (ax_metric, ax_level, ax_ver):
             _shade_days(ax, x, missing_flags, no_model)
             ax.grid(axis="y", color="#e5e5e5", linewidth=0.8)
             ax.set_axisbelow(True)
@@ -278,44 +357,48 @@ def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], st
 
         handles = []
         dot = _marker_size(len(axis))
-        ax_auc.plot(x, auc, color="#1f3b73", marker="o", markersize=dot, linewidth=1.8)
-        handles.append(Line2D([], [], color="#1f3b73", marker="o", markersize=3.5, label="daily ROC AUC"))
-        if np.isfinite(min_auc).any():
-            _day_steps(ax_auc, x, min_auc, color="#c0392b", linestyle=(0, (5, 3)), linewidth=1.2)
-            handles.append(Line2D([], [], color="#c0392b", linestyle=(0, (5, 3)),
-                                  label="min AUC (alert below)"))
+        name = spec["metric_name"]
+        ax_metric.plot(x, metric, color="#1f3b73", marker="o", markersize=dot, linewidth=1.8)
+        handles.append(Line2D([], [], color="#1f3b73", marker="o", markersize=3.5, label=f"daily {name}"))
+        for values, label, style in steps:
+            if np.isfinite(values).any():
+                _day_steps(ax_metric, x, values, **style)
+                handles.append(Line2D([], [], color=style["color"], linestyle=style["linestyle"],
+                                      label=label))
         if alert_x:
-            ax_auc.plot(alert_x, [1.0] * len(alert_x), linestyle="none", marker="v",
-                        markersize=6 if len(axis) <= 60 else 3.5, color="#e8590c",
-                        transform=ax_auc.get_xaxis_transform(), clip_on=False)
+            ax_metric.plot(alert_x, [1.0] * len(alert_x), linestyle="none", marker="v",
+                           markersize=6 if len(axis) <= 60 else 3.5, color="#e8590c",
+                           transform=ax_metric.get_xaxis_transform(), clip_on=False)
             handles.append(Line2D([], [], linestyle="none", marker="v", color="#e8590c",
                                   label="day with alerts"))
-        if not np.isfinite(auc).any():
-            ax_auc.text(0.5, 0.5, "no realized ROC AUC in this period", transform=ax_auc.transAxes,
-                        ha="center", va="center", color="#777777", fontsize=11)
-            ax_auc.set_ylim(0.4, 1.0)
+        if not np.isfinite(metric).any():
+            ax_metric.text(0.5, 0.5, f"no realized {name} in this period", transform=ax_metric.transAxes,
+                           ha="center", va="center", color="#777777", fontsize=11)
+            if spec["empty_limits"]:
+                ax_metric.set_ylim(*spec["empty_limits"])
         else:
-            values = np.concatenate([auc[np.isfinite(auc)], min_auc[np.isfinite(min_auc)]])
-            lo, hi = float(values.min()), float(values.max())
-            pad = max(0.02, 0.12 * (hi - lo))
-            ax_auc.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
-        ax_auc.set_ylabel("ROC AUC")
+            values = np.concatenate([v[np.isfinite(v)] for v in [metric, *(s[0] for s in steps)]])
+            ax_metric.set_ylim(*_padded_limits(values, spec["limits"]))
+        ax_metric.set_ylabel(name)
 
-        ax_rate.plot(x, late, color="#e07b00", marker="o", markersize=dot, linewidth=1.8)
-        ax_rate.plot(x, mean_pred, color="#7a4fb5", marker="s", markersize=0.85 * dot, linewidth=1.4,
-                     linestyle=(0, (4, 2)))
+        ax_level.plot(x, observed, color="#e07b00", marker="o", markersize=dot, linewidth=1.8)
+        ax_level.plot(x, mean_pred, color="#7a4fb5", marker="s", markersize=0.85 * dot, linewidth=1.4,
+                      linestyle=(0, (4, 2)))
         handles.append(Line2D([], [], color="#e07b00", marker="o", markersize=3.5,
-                              label="late rate (observed)"))
+                              label=_mpl_text(f"{spec['observed'][0]} (observed)")))
         handles.append(Line2D([], [], color="#7a4fb5", marker="s", markersize=3, linestyle=(0, (4, 2)),
                               label="mean prediction"))
-        if not (np.isfinite(late).any() or np.isfinite(mean_pred).any()):
-            ax_rate.text(0.5, 0.5, "no scored days in this period", transform=ax_rate.transAxes,
-                         ha="center", va="center", color="#777777", fontsize=11)
+        levels = np.concatenate([observed, mean_pred])
+        if not np.isfinite(levels).any():
+            ax_level.text(0.5, 0.5, "no scored days in this period", transform=ax_level.transAxes,
+                          ha="center", va="center", color="#777777", fontsize=11)
+        elif spec["shares"]:
+            ax_level.set_ylim(0, max(0.05, float(np.nanmax(levels)) * 1.15))
         else:
-            top = float(np.nanmax(np.concatenate([late, mean_pred])))
-            ax_rate.set_ylim(0, max(0.05, top * 1.15))
-        ax_rate.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
-        ax_rate.set_ylabel("share of flights")
+            ax_level.set_ylim(*_padded_limits(levels[np.isfinite(levels)], (-math.inf, math.inf)))
+        if spec["shares"]:
+            ax_level.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+        ax_level.set_ylabel(_mpl_text(spec["level_axis"]))
 
         runs = _version_runs(axis, by_date)
         colors = _version_colors(runs)
@@ -336,7 +419,7 @@ def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], st
             style = _event_style(str(event.get("kind") or ""))
             pos = _x([as_of])[0] + 0.5
             line = {k: v for k, v in style.items() if k != "label"}
-            for ax in (ax_auc, ax_rate, ax_ver):
+            for ax in (ax_metric, ax_level, ax_ver):
                 ax.axvline(pos, zorder=3, **line)
             if style["label"] not in seen:
                 seen.add(style["label"])
@@ -347,9 +430,9 @@ def _performance_plot(axis: list[dt.date], by_date: dict, events: list[dict], st
             handles.append(Patch(label="no model in production", **_NO_MODEL_SPAN))
 
         _date_axis(ax_ver, x)
-        _hide_x_labels(plt, ax_auc, ax_rate)
-        ax_auc.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.04), ncol=4,
-                      frameon=False, fontsize=8.5, handlelength=2.6)
+        _hide_x_labels(plt, ax_metric, ax_level)
+        ax_metric.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.04), ncol=4,
+                         frameon=False, fontsize=8.5, handlelength=2.6)
         return _png(fig)
     finally:
         plt.close(fig)
@@ -461,7 +544,7 @@ def _drift_plot(axis: list[dt.date], by_date: dict, missing: list[str]) -> str |
         plt.close(fig)
 
 
-def _importance_plot(importance: dict) -> str | None:
+def _importance_plot(importance: dict, xlabel: str) -> str | None:
     items = [(str(k), float(v)) for k, v in (importance or {}).items()
              if isinstance(v, (int, float)) and math.isfinite(v)]
     if not items:
@@ -480,7 +563,7 @@ def _importance_plot(importance: dict) -> str | None:
                     ha="left" if value >= 0 else "right", fontsize=8, color="#333333")
         ax.axvline(0, color="#555555", linewidth=0.8)
         ax.set_xlim(min(0, min(values)) - 0.15 * span, max(0, max(values)) + 0.22 * span)
-        ax.set_xlabel("drop in holdout ROC AUC when the feature is shuffled")
+        ax.set_xlabel(xlabel)
         ax.tick_params(axis="y", length=0, labelsize=9)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
@@ -493,9 +576,9 @@ def _importance_plot(importance: dict) -> str | None:
 
 # ---------------------------------------------------------------- sections
 
-def _header(start: dt.date, end: dt.date, generated_at: str) -> str:
+def _header(start: dt.date, end: dt.date, generated_at: str, spec: dict) -> str:
     esc = html.escape
-    return (f'<header><h1>Late-arrival model &middot; monitoring</h1>'
+    return (f'<header><h1>{esc(spec["title"])} &middot; monitoring</h1>'
             f'<p class="sub">{esc(start.isoformat())} &rarr; {esc(end.isoformat())} '
             f'&middot; generated {esc(str(generated_at))}</p></header>')
 
@@ -506,18 +589,19 @@ def _card(label: str, value: str, detail: str = "", tone: str = "") -> str:
 
 
 def _summary(start: dt.date, end: dt.date, days: list[dict], events: list[dict], current: dict | None,
-             missing: list[str]) -> str:
+             missing: list[str], spec: dict) -> str:
     esc = html.escape
     period_days = (end - start).days + 1
     served = [d for d in days if _has_model(d)]
-    aucs = [a for a in (_realized(d, "roc_auc") for d in served) if math.isfinite(a)]
+    scores = [a for a in (_realized(d, spec["metric"]) for d in served) if math.isfinite(a)]
     alert_days = [d for d in days if d.get("alerts")]
     kinds: dict[str, int] = {}
     for day in alert_days:
         for kind in sorted({_alert_kind(str(a)) for a in day["alerts"]}):
             kinds[kind] = kinds.get(kind, 0) + 1
-    late = _weighted(served, "positive_rate", "rows_with_outcome")
-    pred = _weighted(served, "mean_prediction", "rows_scored")
+    (observed_name, observed_key, level), predicted_key = spec["observed"], spec["predicted"][1]
+    observed = _weighted(served, observed_key, "rows_with_outcome")
+    pred = _weighted(served, predicted_key, "rows_scored")
     rows = sum(int(v) for v in (_realized(d, "rows_scored") for d in served) if math.isfinite(v))
 
     cards = [_card("Period", f"{period_days} day{'s' if period_days != 1 else ''}",
@@ -527,14 +611,15 @@ def _summary(start: dt.date, end: dt.date, days: list[dict], events: list[dict],
     if missing:
         monitored_detail += f" &middot; <b>{len(missing)} missing</b>"
     cards.append(_card("Days monitored", f"{len(days)}", monitored_detail, "warn" if missing else ""))
-    if aucs:
-        cards.append(_card("Median daily ROC AUC", f"{statistics.median(aucs):.3f}",
-                           f"range {min(aucs):.3f} &ndash; {max(aucs):.3f} over {len(aucs)} "
-                           f"day{'s' if len(aucs) != 1 else ''}"))
+    median_label = f"Median daily {spec['metric_name']}"
+    if scores:
+        cards.append(_card(median_label, f"{statistics.median(scores):.3f}",
+                           f"range {min(scores):.3f} &ndash; {max(scores):.3f} over {len(scores)} "
+                           f"day{'s' if len(scores) != 1 else ''}"))
     else:
-        cards.append(_card("Median daily ROC AUC", "&ndash;", "no day with realized AUC"))
-    cards.append(_card("Late rate", _pct(late),
-                       f"mean prediction {_pct(pred)} &middot; {rows:,} flights scored"))
+        cards.append(_card(median_label, "&ndash;", f"no day with realized {spec['metric_short']}"))
+    cards.append(_card(esc(_capitalized(observed_name)), level(observed),
+                       f"mean prediction {level(pred)} &middot; {rows:,} {esc(spec['row_noun'])} scored"))
     alert_detail = ", ".join(f"{n} {esc(k)}" for k, n in kinds.items()) or "no alerts"
     cards.append(_card("Days with alerts", f"{len(alert_days)}", alert_detail,
                        "bad" if alert_days else "good" if days else ""))
@@ -573,16 +658,15 @@ def _missing_section(missing: list[str]) -> str:
             f'<ul class="chips">{chips}</ul></section>')
 
 
-def _performance_section(axis, by_date, events, start, end, missing) -> str:
+def _performance_section(axis, by_date, events, start, end, missing, spec: dict) -> str:
     if not by_date:
         body = '<p class="empty">No monitoring records in this period.</p>'
     else:
-        body = _img(_performance_plot(axis, by_date, events, start, end, missing),
-                    "Daily ROC AUC, late rate and mean prediction with alias moves", "plot-performance")
+        body = _img(_performance_plot(axis, by_date, events, start, end, missing, spec),
+                    spec["plot_alt"], "plot-performance")
         body += _version_legend(axis, by_date)
     return (f'<section id="performance"><h2>Realized performance</h2>'
-            f'<p class="caption">Daily ROC AUC on the day\'s flights once their arrivals are known, '
-            f'and the observed late rate against the mean predicted probability. Vertical lines mark '
+            f'<p class="caption">{html.escape(spec["caption"], quote=False)} Vertical lines mark '
             f'alias moves, drawn where the new version starts serving (the day after the move).</p>'
             f'{body}</section>')
 
@@ -601,23 +685,22 @@ def _version_legend(axis, by_date) -> str:
     return f'<ul class="versions">{"".join(items)}</ul>'
 
 
-def _drift_section(axis, by_date, missing) -> str:
+def _drift_section(axis, by_date, missing, spec: dict) -> str:
     image = _drift_plot(axis, by_date, missing) if by_date else None
     body = (_img(image, "Feature PSI heatmap and prediction PSI over time", "plot-drift") if image
             else '<p class="empty">No drift measurements in this period.</p>')
     return ('<section id="drift"><h2>Drift</h2><p class="caption">Population stability index of '
             "each feature per day against the production model's training data. Features in bold "
-            "raise alerts and are listed first; grey ones (such as the day's weather, constant within "
-            "a day) are reported only. Within each group the most drifted come first. Below: PSI of "
-            f"the predicted probabilities.</p>{body}</section>")
+            f"raise alerts and are listed first; grey ones{spec['reported_only']} are reported only. "
+            f"Within each group the most drifted come first. Below: PSI of {spec['predictions']}."
+            f"</p>{body}</section>")
 
 
-def _metric_table(evaluation: dict) -> str:
+def _metric_table(evaluation: dict, metrics: tuple[tuple[str, int], ...]) -> str:
     challenger = evaluation.get("challenger") or {}
     production = evaluation.get("production") or {}
     rows = []
-    for metric, better in (("roc_auc", 1), ("average_precision", 1), ("log_loss", -1), ("brier", -1),
-                           ("rows", 0), ("positive_rate", 0)):
+    for metric, better in metrics:
         ch, pr = challenger.get(metric), production.get(metric)
         delta, tone = "&ndash;", ""
         if isinstance(ch, (int, float)) and isinstance(pr, (int, float)) and better:
@@ -652,7 +735,7 @@ def _day_span(values: list) -> str:
     return f"{html.escape(values[0])} &rarr; {html.escape(values[-1])} ({len(values)} days)"
 
 
-def _model_section(current: dict | None) -> str:
+def _model_section(current: dict | None, spec: dict) -> str:
     esc = html.escape
     if not current:
         return ('<section id="model"><h2>Current model</h2>'
@@ -682,7 +765,7 @@ def _model_section(current: dict | None) -> str:
     if isinstance(bootstrap, dict) and bootstrap:
         details.append(_details("Bootstrap comparison", _kv_table(bootstrap), open_=True))
 
-    image = _importance_plot(evaluation.get("importance") or {})
+    image = _importance_plot(evaluation.get("importance") or {}, spec["importance"])
     if image:
         importance = ('<h3>Permutation importance</h3>'
                       + _img(image, "Permutation importance of the current model's features",
@@ -693,7 +776,7 @@ def _model_section(current: dict | None) -> str:
             f'<div><table class="kv"><tbody>{fact_rows}</tbody></table>{"".join(details)}</div>'
             f'<div><h3>Holdout evaluation</h3><p class="caption">This model as the challenger on its '
             f'holdout days, against the production model it was compared with.</p>'
-            f'{_metric_table(evaluation)}'
+            f'{_metric_table(evaluation, spec["metrics"])}'
             f'<h3>Gate {verdict}</h3><ul class="reasons">{reasons}</ul></div></div>'
             f'{importance}</section>')
 
@@ -754,7 +837,8 @@ def _events_section(events: list[dict], start: dt.date, end: dt.date) -> str:
             '</section>')
 
 
-_ALERT_TAGS = {"feature drift": "drift", "prediction drift": "pred", "low AUC": "auc", "other": "other"}
+_ALERT_TAGS = {"feature drift": "drift", "prediction drift": "pred", "low AUC": "auc", "low R2": "auc",
+               "other": "other"}
 
 
 def _alert_item(alert: str) -> str:
@@ -763,7 +847,15 @@ def _alert_item(alert: str) -> str:
     return f'<li><span class="tag {_ALERT_TAGS[kind]}">{html.escape(kind)}</span> {html.escape(text)}</li>'
 
 
-def _alerts_section(days: list[dict]) -> str:
+def _realized_cells(day: dict, columns: list[tuple]) -> list[str]:
+    return [fmt(_realized(day, key)) for _, key, fmt in columns]
+
+
+def _realized_headers(columns: list[tuple]) -> list[tuple[str, str]]:
+    return [(header, "num") for header, _, _ in columns]
+
+
+def _alerts_section(days: list[dict], spec: dict) -> str:
     esc = html.escape
     alert_days = [d for d in days if d.get("alerts")]
     if not alert_days:
@@ -771,16 +863,16 @@ def _alerts_section(days: list[dict]) -> str:
                 '<p class="empty good">No alerts in this period.</p></section>')
     rows = [[esc(str(day.get("date"))),
              f'<code>{esc(str(day.get("model_version") or "–"))}</code>',
-             _num(_realized(day, "roc_auc")), _pct(_realized(day, "positive_rate")),
+             *_realized_cells(day, spec["alert_columns"]),
              f'<ul class="alerts">{"".join(_alert_item(str(a)) for a in day["alerts"])}</ul>']
             for day in alert_days]
-    columns = [("date", ""), ("model", ""), ("ROC AUC", "num"), ("late rate", "num"), ("alerts", "wrap")]
+    columns = [("date", ""), ("model", ""), *_realized_headers(spec["alert_columns"]), ("alerts", "wrap")]
     return (f'<section id="alerts"><h2>Days with alerts</h2><p class="caption">{len(alert_days)} of '
             f'{len(days)} monitored days raised at least one alert.</p>{_data_table(columns, rows)}'
             '</section>')
 
 
-def _all_days_section(days: list[dict]) -> str:
+def _all_days_section(days: list[dict], spec: dict) -> str:
     esc = html.escape
     if not days:
         return ""
@@ -791,15 +883,14 @@ def _all_days_section(days: list[dict]) -> str:
         pred_psi = day.get("prediction_psi")
         rows.append([
             esc(str(day.get("date"))), f'<code>{esc(str(day.get("model_version") or "–"))}</code>',
-            _num(_realized(day, "roc_auc")), _num(_realized(day, "average_precision")),
-            _pct(_realized(day, "positive_rate")), _pct(_realized(day, "mean_prediction")),
+            *_realized_cells(day, spec["day_columns"]),
             _fmt((day.get("realized") or {}).get("rows_with_outcome")),
             _num(float(pred_psi)) if isinstance(pred_psi, (int, float)) else "&ndash;",
             f"{esc(worst[0])} {_num(float(worst[1]))}" if worst else "&ndash;",
             str(len(day.get("alerts") or [])), esc(str(day.get("note") or ""))])
-    columns = [("date", ""), ("model", ""), ("ROC AUC", "num"), ("avg precision", "num"),
-               ("late rate", "num"), ("mean pred.", "num"), ("rows w/ outcome", "num"),
-               ("pred. PSI", "num"), ("max feature PSI", "num"), ("alerts", "num"), ("note", "wrap")]
+    columns = [("date", ""), ("model", ""), *_realized_headers(spec["day_columns"]),
+               ("rows w/ outcome", "num"), ("pred. PSI", "num"), ("max feature PSI", "num"),
+               ("alerts", "num"), ("note", "wrap")]
     return ('<section id="days"><details><summary>All monitored days</summary>'
             f'{_data_table(columns, rows)}</details></section>')
 

@@ -12,16 +12,46 @@ from pipeline import dashboard
 START, END = dt.date(2013, 11, 1), dt.date(2013, 11, 30)
 FIRST, SECOND = "20131102-aaaa1111bb", "20131110-cccc2222dd"
 MISSING = ["2013-11-12", "2013-11-13"]
-THRESHOLDS = {"feature_psi": 0.25, "prediction_psi": 2.0, "min_auc": 0.5}
 ALERT_FEATURES = ["dep_hour", "carrier", "origin", "distance"]
 
 
+def _binary_realized(rng, weak: bool) -> tuple[dict, list[str]]:
+    auc = float(rng.uniform(0.44, 0.52) if weak else rng.uniform(0.62, 0.7))
+    late = float(rng.uniform(0.15, 0.3))
+    realized = {"roc_auc": auc, "average_precision": late + 0.1, "positive_rate": late,
+                "rows_with_outcome": 900, "rows_scored": 930,
+                "mean_prediction": late + float(rng.normal(0, 0.02)), "log_loss": 0.5, "brier": 0.16}
+    return realized, [f"realized ROC AUC {auc:.3f} < 0.5"] if auc < 0.5 else []
+
+
+def _regression_realized(rng, weak: bool) -> tuple[dict, list[str]]:
+    """Minutes of a ride: the naive baseline (the training mean) is off by about 8 minutes; the weak
+    model is worse than that, so its R2 against the baseline goes below 0."""
+    target_mean = float(rng.uniform(14, 20))
+    baseline_rmse = float(rng.uniform(7.5, 8.5))
+    rmse = float(baseline_rmse * (rng.uniform(1.02, 1.12) if weak else rng.uniform(0.7, 0.8)))
+    r2_vs_baseline = 1 - (rmse / baseline_rmse) ** 2
+    realized = {"rows": 880, "rows_with_outcome": 880, "rows_scored": 910, "target_mean": target_mean,
+                "mean_prediction": target_mean + float(rng.normal(0, 0.8)), "mae": 0.78 * rmse,
+                "rmse": rmse, "r2": 0.1 + 0.9 * r2_vs_baseline, "baseline": 16.5,
+                "baseline_mae": 0.8 * baseline_rmse, "baseline_rmse": baseline_rmse,
+                "r2_vs_baseline": r2_vs_baseline}
+    alerts = [f"realized R2 vs the naive baseline {r2_vs_baseline:.3f} < 0.0"] if r2_vs_baseline < 0 else []
+    return realized, alerts
+
+
+REALIZED = {"binary": _binary_realized, "regression": _regression_realized}
+MIN_PERFORMANCE = {"binary": {"min_auc": 0.5}, "regression": {"min_r2": 0.0}}
+
+
 def monitoring_records(start: dt.date = START, end: dt.date = END,
-                       missing: list[str] = MISSING) -> list[dict]:
+                       missing: list[str] = MISSING, task: str = "binary") -> list[dict]:
     """Per-day records as ModelMonitoring stores them: two days before any model, FIRST serving from
     the 3rd, SECOND (promoted on the 10th) from the 11th until it is rolled back on the 20th; the
-    'dep_hour' PSI shifts above the threshold from the 15th, and SECOND's AUC dips below 0.5."""
+    'dep_hour' PSI shifts above the threshold from the 15th, and SECOND performs badly (AUC dips
+    below 0.5 for a binary `task`, RMSE above the naive baseline's for a regression)."""
     rng = np.random.default_rng(7)
+    thresholds = {"feature_psi": 0.25, "prediction_psi": 2.0, **MIN_PERFORMANCE[task]}
     records = []
     day = start
     while day <= end:
@@ -33,7 +63,7 @@ def monitoring_records(start: dt.date = START, end: dt.date = END,
                             "note": "no model in production yet"})
         else:
             version = SECOND if dt.date(2013, 11, 11) <= day <= dt.date(2013, 11, 20) else FIRST
-            auc = float(rng.uniform(0.44, 0.52) if version == SECOND else rng.uniform(0.62, 0.7))
+            realized, performance_alerts = REALIZED[task](rng, version == SECOND)
             shifted = day >= dt.date(2013, 11, 15)
             psi = {"dep_hour": float(rng.uniform(0.3, 0.7) if shifted else rng.uniform(0, 0.05)),
                    "carrier": float(rng.uniform(0, 0.08)), "origin": float(rng.uniform(0, 0.02)),
@@ -45,17 +75,10 @@ def monitoring_records(start: dt.date = START, end: dt.date = END,
                       if f in ALERT_FEATURES and v > 0.25]
             if pred_psi > 2.0:
                 alerts.append(f"prediction drift: PSI {pred_psi:.3f} > 2.0")
-            if auc < 0.5:
-                alerts.append(f"realized ROC AUC {auc:.3f} < 0.5")
-            late = float(rng.uniform(0.15, 0.3))
             records.append({
-                "date": iso, "model_version": version,
-                "realized": {"roc_auc": auc, "average_precision": late + 0.1, "positive_rate": late,
-                             "rows_with_outcome": 900, "rows_scored": 930,
-                             "mean_prediction": late + float(rng.normal(0, 0.02)),
-                             "log_loss": 0.5, "brier": 0.16},
-                "feature_psi": psi, "prediction_psi": pred_psi, "alerts": alerts,
-                "thresholds": dict(THRESHOLDS), "alert_features": list(ALERT_FEATURES)})
+                "date": iso, "model_version": version, "realized": realized,
+                "feature_psi": psi, "prediction_psi": pred_psi, "alerts": alerts + performance_alerts,
+                "thresholds": dict(thresholds), "alert_features": list(ALERT_FEATURES)})
         day += dt.timedelta(days=1)
     return records
 
@@ -90,6 +113,22 @@ def current_model(version: str = FIRST) -> dict:
                            "wind_speed": -0.001},
         },
     }
+
+
+def regression_model() -> dict:
+    """The current model of a regression: its evaluation and tuning trials hold RMSE-based scores."""
+    model = current_model()
+    metrics = {"mae": 4.6, "rmse": 6.1, "r2": 0.52, "r2_vs_baseline": 0.41, "baseline_mae": 6.3,
+               "baseline_rmse": 7.95, "rows": 950, "target_mean": 16.2}
+    model["manifest"]["tuning"] = {"trials": [
+        {"trial": 0, "family": "hgb", "score_name": "rmse", "fold_rmse": [6.2, 6.4], "mean_rmse": 6.3},
+        {"trial": 1, "family": "ridge", "score_name": "rmse", "fold_rmse": [7.1, 7.3], "mean_rmse": 7.2}]}
+    model["evaluation"].update(
+        challenger=metrics,
+        production={**metrics, "mae": 4.9, "rmse": 6.4, "r2": 0.47, "r2_vs_baseline": 0.35},
+        decision={"blessed": True, "reasons": ["rmse 6.1000 <= 6.4000 + 0.05 <tolerance>"]},
+        importance={"distance": 2.1, "dep_hour": 0.6, "carrier": 0.2, "origin": -0.05})
+    return model
 
 
 def render(**overrides) -> str:
@@ -281,3 +320,121 @@ def test_edge_cases_render(case):
 def test_period_ending_before_it_starts_is_refused():
     with pytest.raises(ValueError, match=r"ends \(2013-11-01\) before it starts \(2013-11-30\)"):
         dashboard.render(END, START, [], [], None, [], "now")
+
+
+RIDES = {"task": "regression", "row_noun": "rides", "target_label": "trip minutes"}
+
+
+def render_regression(**overrides) -> str:
+    return render(**{"days": monitoring_records(task="regression"), "current": regression_model(),
+                     **RIDES, **overrides})
+
+
+def test_regression_page_speaks_of_rmse_rows_and_target():
+    page_text = render_regression()
+    page = parse(page_text)
+    assert set(page.images) == {"plot-performance", "plot-drift", "plot-importance"}
+    for src in page.images.values():
+        decode_png(src)
+    assert "RMSE" in page_text and "rides" in page_text and "trip minutes" in page_text
+    for binary_word in ("ROC AUC", "late rate", "Late rate", "Late-arrival", "flights",
+                        "predicted probabilities"):
+        assert binary_word not in page_text
+    assert "<h1>Trip minutes model &middot; monitoring</h1>" in page_text
+    caption = table(page_text, "performance")
+    assert "Daily RMSE on the day's rides once their outcomes are known" in caption
+    assert "naive baseline" in caption and "mean trip minutes against the mean prediction" in caption
+
+
+def test_regression_summary_shows_median_rmse_and_mean_target():
+    days = monitoring_records(task="regression")
+    cards = re.search(r'<section class="cards">(.*?)</section>', render_regression(days=days), re.S).group(1)
+    served = [d["realized"] for d in days if d.get("realized")]
+    rmse = [r["rmse"] for r in served]
+    mean_target = sum(r["target_mean"] * r["rows_with_outcome"] for r in served) / sum(
+        r["rows_with_outcome"] for r in served)
+    assert "Median daily RMSE" in cards and f"{np.median(rmse):.3f}" in cards
+    assert "Mean trip minutes" in cards and f">{mean_target:.3f}<" in cards
+    assert f"{910 * len(served):,} rides scored" in cards
+    assert "%" not in cards
+    assert "low R2" in cards  # the alert days are counted by kind
+
+
+def test_regression_alert_days_list_rmse_r2_and_means():
+    days = monitoring_records(task="regression")
+    alerts_html = table(render_regression(days=days), "alerts")
+    r2_days = [d for d in days if any("R2" in a for a in d["alerts"])]
+    assert r2_days and all(d["model_version"] == SECOND for d in r2_days)
+    rows = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td>", alerts_html)
+    assert rows == [d["date"] for d in days if d["alerts"]]
+    for header in ("RMSE", "R2 vs baseline", "mean trip minutes", "mean pred."):
+        assert f'<th class="num">{header}</th>' in alerts_html
+    day = r2_days[0]
+    row = re.search(rf"<tr><td>{day['date']}</td>.*?</tr>", alerts_html, re.S).group(0)
+    realized = day["realized"]
+    for key in ("rmse", "r2_vs_baseline", "target_mean", "mean_prediction"):
+        assert f'<td class="num">{realized[key]:.3f}</td>' in row
+    assert '<span class="tag auc">low R2</span> realized R2 vs the naive baseline' in row
+    assert "%" not in alerts_html
+    all_days = table(render_regression(days=days), "days")
+    assert '<th class="num">MAE</th>' in all_days and "avg precision" not in all_days
+
+
+def test_regression_alert_is_a_performance_alert():
+    assert dashboard._alert_kind("realized R2 vs the naive baseline -0.120 < 0.0") == "low R2"
+    assert dashboard._alert_kind("realized ROC AUC 0.480 < 0.5") == "low AUC"
+    assert dashboard._alert_kind("feature drift: PSI of 'r2' is 0.300 > 0.25") == "feature drift"
+
+
+def test_regression_metrics_point_the_right_way():
+    model_html = table(render_regression(), "model")
+    assert "<tr><td>rmse</td><td>6.1000</td><td>6.4000</td>" in model_html
+    assert '<td class="good">-0.3000</td>' in model_html  # lower RMSE is better
+    assert '<td class="good">+0.0600</td>' in model_html  # higher R2 vs the baseline is better
+    assert "<tr><td>baseline_rmse</td><td>7.9500</td><td>7.9500</td><td class=\"\">&ndash;</td>" in model_html
+    assert "roc_auc" not in model_html
+    assert "mean_rmse" in model_html and "fold_rmse" in model_html and "7.2" in model_html
+
+
+def test_regression_performance_plot_draws_the_baseline():
+    def grey_pixels(days):
+        image = decode_png(parse(render_regression(days=days)).images["plot-performance"])[..., :3]
+        return int((np.abs(image - 0x8a / 255).max(axis=-1) < 0.03).sum())
+
+    without = monitoring_records(task="regression")
+    for day in without:
+        if day.get("realized"):
+            day["realized"]["baseline_rmse"] = None
+    assert grey_pixels(monitoring_records(task="regression")) > grey_pixels(without) + 200
+
+
+@pytest.mark.parametrize("key", ["rmse", "target_mean"])
+def test_regression_renders_without_realized_values(key):
+    days = monitoring_records(task="regression")
+    for day in days:
+        if day.get("realized"):
+            day["realized"] = dict.fromkeys(day["realized"]) if key == "target_mean" else {
+                **day["realized"], "rmse": None}
+    page = parse(render_regression(days=days))
+    assert set(page.images) == {"plot-performance", "plot-drift", "plot-importance"}
+    decode_png(page.images["plot-performance"])
+
+
+def test_binary_wording_follows_row_noun_and_target_label():
+    default = render()
+    assert "<h1>Late-arrival model &middot; monitoring</h1>" in default
+    assert "Late rate" in default and "flights scored" in default and "Median daily ROC AUC" in default
+    assert "<th class=\"num\">late rate</th>" in table(default, "alerts")
+    assert "the day&#x27;s flights once their arrivals are known" not in default
+    assert "the day's flights once their arrivals are known, and the observed late rate" in default
+    rides = render(row_noun="rides", target_label="cancelled")
+    assert "Cancelled rate" in rides and "rides scored" in rides and "ROC AUC" in rides
+    assert "<th class=\"num\">cancelled rate</th>" in table(rides, "alerts")
+    assert "late rate" not in rides.lower() and "flights" not in rides and "weather" not in rides
+    assert "<h1>Cancelled model &middot; monitoring</h1>" in rides
+
+
+def test_unknown_task_is_refused():
+    with pytest.raises(ValueError,
+                       match=r"unknown dashboard task 'multiclass': expected one of binary, regression"):
+        render(task="multiclass")
