@@ -17,7 +17,9 @@ HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": Fals
                     "mae": False, "rmse": False, "r2": True, "r2_vs_baseline": True}
 # The one metric of one-line summaries and charts, and the gate's default comparison.
 HEADLINE_METRIC = {"binary": "roc_auc", "regression": "rmse"}
-DEFAULT_COMPARE_METRIC = {"binary": "roc_auc", "regression": "rmse"}
+# The default comparison with production: scale-free for both tasks, so [gate] tolerance means the
+# same for any target's units (for regression: at most that much R2 against the baseline worse).
+DEFAULT_COMPARE_METRIC = {"binary": "roc_auc", "regression": "r2_vs_baseline"}
 _METRIC_LABELS = {"roc_auc": "AUC", "rmse": "RMSE"}
 
 

@@ -131,8 +131,8 @@ class gate(luigi.Config):  # noqa: N801 - [gate] section
     max_rmse = luigi.OptionalFloatParameter(default=None, description="Regression: ceiling on holdout RMSE (empty: none)")
     compare_metric = luigi.OptionalChoiceParameter(
         choices=sorted(evaluation.HIGHER_IS_BETTER), default=None, var_type=str,
-        description="Metric of the challenger-vs-production comparison (empty: roc_auc for binary, rmse for "
-                    "regression)")
+        description="Metric of the challenger-vs-production comparison (empty: roc_auc for binary, r2_vs_baseline "
+                    "for regression; the tolerance is in its units)")
     tolerance = luigi.FloatParameter(
         default=0.02, description="How much worse than production the challenger may be, at the interval's lower end")
     bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
