@@ -40,7 +40,7 @@ TASKS = ("binary", "regression")
 
 def render(start: dt.date, end: dt.date, days: list[dict], events: list[dict], current: dict | None,
            missing_days: list[str], generated_at: str, *, task: str = "binary",
-           row_noun: str = "flights", target_label: str = "late") -> str:
+           row_noun: str = "flights", target_label: str = "late arrival") -> str:
     """The dashboard page for `start`..`end`: one HTML document, every image embedded as PNG data.
 
     `days` are the stored per-day monitoring records, `events` the production-alias history,
@@ -83,14 +83,13 @@ def _task_spec(task: str, row_noun: str, target_label: str) -> dict:
     is better, -1 when lower is, 0 for context), and the captions."""
     if task not in TASKS:
         raise ValueError(f"unknown dashboard task {task!r}: expected one of {', '.join(TASKS)}")
-    # The original flights dataset keeps its own wording; any other dataset gets the generic one.
-    flights = (row_noun, target_label) == ("flights", "late")
     common = {
         "row_noun": row_noun,
-        "title": "Late-arrival model" if flights else f"{_capitalized(target_label)} model",
-        "reported_only": " (such as the day's weather, constant within a day)" if flights else "",
+        "title": f"{_capitalized(target_label)} model",
+        "reported_only": " (values constant within a day, such as a day's weather, always differ from a "
+                         "multi-day reference)",
     }
-    known = f"on the day's {row_noun} once their {'arrivals' if flights else 'outcomes'} are known"
+    known = f"on the day's {row_noun} once their outcomes are known"
     if task == "binary":
         headline = ("ROC AUC", "roc_auc", _num)
         observed = (f"{target_label} rate", "positive_rate", _pct)

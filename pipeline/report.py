@@ -63,7 +63,7 @@ def _binary_axes(axes, labels: np.ndarray, curves: dict[str, np.ndarray]) -> Non
     roc_ax.plot([0, 1], [0, 1], ls="--", c="grey")
     roc_ax.set(title="ROC curve (holdout)", xlabel="false positive rate", ylabel="true positive rate")
     cal_ax.plot([0, 1], [0, 1], ls="--", c="grey")
-    cal_ax.set(title="Calibration (holdout)", xlabel="mean predicted probability", ylabel="observed late rate")
+    cal_ax.set(title="Calibration (holdout)", xlabel="mean predicted probability", ylabel="observed rate of the positive class")
     roc_ax.legend(loc="lower right")
     cal_ax.legend(loc="upper left")
 

@@ -20,13 +20,15 @@ if ! [[ "$DATE" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then
 fi
 LOG_DIR="${MLPIPE_LOG_DIR:-$PROJECT_DIR/var/log}"
 mkdir -p "$LOG_DIR"
-LOG="$LOG_DIR/nightly-$DATE.log"
-SUMMARY="$LOG_DIR/nightly-$DATE.json"
+# Another dataset's runs (MLPIPE_DATASET=.../rides.toml) get their own log, summary and lock: nightly-rides-D.
+NAME="nightly-${MLPIPE_DATASET:+$(basename "${MLPIPE_DATASET%.toml}")-}$DATE"
+LOG="$LOG_DIR/$NAME.log"
+SUMMARY="$LOG_DIR/$NAME.json"
 
-# One run per date at a time: the lock is held until this script exits.
-exec 9>"$LOG_DIR/nightly-$DATE.lock"
+# One run per date (and dataset) at a time: the lock is held until this script exits.
+exec 9>"$LOG_DIR/$NAME.lock"
 if ! flock -n 9; then
-    echo "nightly: a run for $DATE is already in progress (lock $LOG_DIR/nightly-$DATE.lock); not starting another" | tee -a "$LOG" >&2
+    echo "nightly: a run for $DATE is already in progress (lock $LOG_DIR/$NAME.lock); not starting another" | tee -a "$LOG" >&2
     exit 10   # [retcode] already_running
 fi
 

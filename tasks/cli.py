@@ -24,16 +24,25 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def cmd_land_demo(args) -> int:
+def _flights_only(command: str) -> int:
+    """0 when the configured dataset is the built-in flights one, which `command` delivers data
+    for; else 2, with the reason on stderr."""
     from pipeline.dataset import BUILTIN
-    from pipeline.landing import land_demo
     from tasks.base import current_dataset
+
+    ds = current_dataset()
+    if os.path.abspath(ds.source) == os.path.abspath(BUILTIN):
+        return 0
+    print(f"mlpipe {command}: it delivers flights data, but the dataset is '{ds.name}' ({ds.source}): its "
+          "files come from its own upstream system, at the landing paths of its [tables]", file=sys.stderr)
+    return 2
+
+
+def cmd_land_demo(args) -> int:
+    from pipeline.landing import land_demo
     from tasks.config import get_storage
 
-    if os.path.abspath(current_dataset().source) != os.path.abspath(BUILTIN):
-        print(f"mlpipe land-demo: it delivers the embedded flights data, but the dataset is "
-              f"'{current_dataset().name}' ({current_dataset().source}): its files are delivered by its own "
-              "upstream system, at the [tables] landing paths of its description", file=sys.stderr)
+    if _flights_only("land-demo"):
         return 2
 
     store = get_storage()
@@ -48,6 +57,8 @@ def cmd_land_synthetic(args) -> int:
     from pipeline.synthetic import Drift, land_synthetic
     from tasks.config import get_storage
 
+    if _flights_only("land-synthetic"):
+        return 2
     if args.drift_start is None and (args.drift_shift_minutes is not None or args.drift_delay_minutes is not None):
         raise SystemExit("mlpipe land-synthetic: --drift-shift-minutes/--drift-delay-minutes need --drift-start")
     drift = None

@@ -21,7 +21,7 @@ class FeaturePartition(DailyTask):
     @property
     def phash(self) -> str:
         return st.param_hash(features=dataset.features, trailing_days=self.history_window,
-                             target=dataset.target.__dict__)
+                             target={k: v for k, v in dataset.target.__dict__.items() if k != "label"})
 
     def history_days(self):
         return days_back(self.date, self.history_window, pipeline().start_date)

@@ -120,3 +120,47 @@ def main_flights(*args: str) -> int:
     from tasks.cli import main
 
     return main(["--dataset", BUILTIN, *args])
+
+
+@pytest.mark.slow
+def test_the_cron_script_runs_the_rides_night_and_reports_a_leaking_feature_function(tmp_path):
+    """scripts/nightly.sh under cron's environment with MLPIPE_DATASET: the night's own log and
+    summary, regression metrics in the summary; then a feature function that returns the target
+    fails the night (exit 30) with the function and the column named in the log."""
+    from tests.test_nightly_script import nightly
+
+    overlay = tmp_path / "overlay.cfg"
+    overlay.write_text("[pipeline]\nstart_date = 2024-03-01\nwarmup_days = 5\n[CandidateModel]\nwindow_days = 5\n"
+                       "holdout_days = 1\nmax_iter = 60\n[worker]\nkeep_alive = false\n")
+    landing = tmp_path / "root" / "landing"
+    rides_data.land(str(landing), START, START + dt.timedelta(days=6))
+    datasets = tmp_path / "datasets"  # the user's own copy, beside its feature module
+    datasets.mkdir()
+    for name in ("rides.toml", "rides_features.py"):
+        (datasets / name).write_text(open(os.path.join(os.path.dirname(RIDES), name)).read())
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "MLPIPE_ROOT": str(tmp_path / "root"),
+           "LUIGI_CONFIG_PATH": str(overlay), "MLPIPE_LOG_DIR": str(tmp_path / "log"),
+           "MLPIPE_LOCAL_SCHEDULER": "1", "MLPIPE_DATASET": str(datasets / "rides.toml")}
+    day = START + dt.timedelta(days=5)
+    proc = nightly(env, tmp_path, day.isoformat())
+    log = tmp_path / "log" / f"nightly-rides-{day}.log"
+    assert proc.returncode == 0, proc.stderr + log.read_text()[-3000:]
+    summary = json.loads((tmp_path / "log" / f"nightly-rides-{day}.json").read_text())
+    assert summary["exit_class"] == "success" and summary["deployment"]["action"] == "deployed"
+    assert summary["rows"]["validation"]["rides"]["rows_in"] == 300 and summary["rows"]["features"] == 300
+    assert summary["metrics"]["challenger"]["r2_vs_baseline"] > 0.7
+
+    leaky = (datasets / "rides_features.py").read_text().replace(
+        '        "rider_type": rides["rider_type"].astype("string"),',
+        '        "rider_type": rides["rider_type"].astype("string"),\n        "rating": 1.0,')
+    assert leaky != (datasets / "rides_features.py").read_text()
+    (datasets / "rides_features.py").write_text(leaky)
+    later = day + dt.timedelta(days=1)
+    proc = nightly(env, tmp_path, later.isoformat())
+    assert proc.returncode == 30, proc.stderr
+    text = (tmp_path / "log" / f"nightly-rides-{later}.log").read_text()
+    assert ("feature function rides_features:build_features (from " + str(datasets / "rides.toml")
+            + ") returned the target or outcome column(s) ['rating']") in text
+    features = tmp_path / "root" / "features" / "rides"
+    assert list(features.glob(f"*/date={day}/part-0.parquet"))
+    assert not list(features.glob(f"*/date={later}/*")), "nothing is written for the failed day"

@@ -422,15 +422,14 @@ def test_regression_renders_without_realized_values(key):
 
 def test_binary_wording_follows_row_noun_and_target_label():
     default = render()
-    assert "<h1>Late-arrival model &middot; monitoring</h1>" in default
-    assert "Late rate" in default and "flights scored" in default and "Median daily ROC AUC" in default
-    assert "<th class=\"num\">late rate</th>" in table(default, "alerts")
-    assert "the day&#x27;s flights once their arrivals are known" not in default
-    assert "the day's flights once their arrivals are known, and the observed late rate" in default
+    assert "<h1>Late arrival model &middot; monitoring</h1>" in default
+    assert "Late arrival rate" in default and "flights scored" in default and "Median daily ROC AUC" in default
+    assert "<th class=\"num\">late arrival rate</th>" in table(default, "alerts")
+    assert "the day's flights once their outcomes are known, and the observed late arrival rate" in default
     rides = render(row_noun="rides", target_label="cancelled")
     assert "Cancelled rate" in rides and "rides scored" in rides and "ROC AUC" in rides
     assert "<th class=\"num\">cancelled rate</th>" in table(rides, "alerts")
-    assert "late rate" not in rides.lower() and "flights" not in rides and "weather" not in rides
+    assert "late arrival rate" not in rides.lower() and "flights" not in rides
     assert "<h1>Cancelled model &middot; monitoring</h1>" in rides
 
 

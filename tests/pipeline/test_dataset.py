@@ -188,3 +188,16 @@ def test_the_cli_reports_a_bad_description_before_running_anything(describe, roo
     assert err.startswith(f"mlpipe: {path}: column 'size' of [tables.sales] has type 'decimal'")
     assert not os.path.exists(root / "dataset.json")
     assert "MLPIPE_DATASET" not in os.environ
+
+
+def test_the_flights_data_commands_refuse_another_dataset(describe, root, capsys):
+    from tasks.cli import main
+
+    path = describe()
+    assert main(["--dataset", path, "land-demo", "--start", "2013-01-01", "--end", "2013-01-02"]) == 2
+    assert f"mlpipe land-demo: it delivers flights data, but the dataset is 'sales' ({os.path.abspath(path)})" in (
+        capsys.readouterr().err)
+    assert main(["--dataset", path, "land-synthetic", "--start", "2013-01-01", "--end", "2013-01-02",
+                 "--rows-per-day", "10"]) == 2
+    assert "mlpipe land-synthetic: it delivers flights data" in capsys.readouterr().err
+    assert not (root / "landing").exists()
