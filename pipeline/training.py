@@ -373,9 +373,8 @@ def fit_candidate(train: Iterable[tuple[dt.date, Part]], holdout: Iterable[tuple
     if importance_repeats > 0:
         sample, _ = sample_rows(holdout, target, importance_rows, hp.random_state)
         X, y = model_inputs(sample, numeric, categorical, target, task)
-        by_task = {} if task == "binary" else {"task": task}  # binary: the call of before regression
         meta["importance"] = permutation_importance(estimator, X, y, importance_repeats, hp.random_state,
-                                                    max_rows=importance_rows, **by_task)
+                                                    max_rows=importance_rows, task=task)
     else:
         meta["importance"] = {}
     meta.update(importance_repeats=importance_repeats, max_train_rows=max_train_rows, family=best["family"],

@@ -201,3 +201,14 @@ def test_the_flights_data_commands_refuse_another_dataset(describe, root, capsys
                  "--rows-per-day", "10"]) == 2
     assert "mlpipe land-synthetic: it delivers flights data" in capsys.readouterr().err
     assert not (root / "landing").exists()
+
+
+def test_the_dataset_comes_from_luigi_cfg_unless_the_environment_names_one(describe, luigi_config, monkeypatch):
+    from tasks.base import current_dataset, dataset
+
+    monkeypatch.delenv("MLPIPE_DATASET", raising=False)
+    assert current_dataset().name == "flights"  # nothing configured: the built-in description
+    luigi_config({"dataset": {"path": describe()}})
+    assert current_dataset().name == "sales" and dataset.target.column == "price"
+    monkeypatch.setenv("MLPIPE_DATASET", ds.BUILTIN)
+    assert dataset.name == "flights"

@@ -261,9 +261,9 @@ def test_reference_profile_and_importance_use_bounded_seeded_samples(monkeypatch
     seen = {}
     real = evaluation.permutation_importance
 
-    def spy(estimator, X, labels, repeats, seed, max_rows):
+    def spy(estimator, X, labels, repeats, seed, max_rows, task):
         seen["importance_rows"] = len(X)
-        return real(estimator, X, labels, repeats, seed, max_rows)
+        return real(estimator, X, labels, repeats, seed, max_rows, task)
 
     monkeypatch.setattr(evaluation, "permutation_importance", spy)
     parts, holdout = days_of([1500, 1500]), days_of([1000, 1000], seed=60)
