@@ -19,7 +19,8 @@ RIDES = os.path.join(os.path.dirname(__file__), "datasets", "rides.toml")
 START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 10)
 SHORT = {
     "pipeline": {"start_date": START.isoformat(), "warmup_days": 5},
-    "CandidateModel": {"window_days": 5, "holdout_days": 1, "max_iter": 60, "importance_repeats": 1},
+    "CandidateModel": {"window_days": 5, "holdout_days": 1, "max_iter": 60, "importance_repeats": 1,
+                       "tuning_trials": 2, "tuning_families": '["hgb", "linear"]', "tuning_folds": 2},
     "gate": {"tolerance": 0.5},
     "compute": {"threads": 1},
 }
@@ -76,6 +77,8 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     first = START + dt.timedelta(days=5)
     meta = st.read_json(CandidateModel(date=first).files()["metadata"])
     assert meta["task"] == "regression" and meta["target"] == "duration_min"
+    assert [t["score_name"] for t in meta["tuning"]["trials"]] == ["rmse", "rmse"]
+    assert meta["family"] == meta["tuning"]["best"]["family"] in ("hgb", "linear")
     assert meta["target_mean"] == pytest.approx(
         np.mean(np.concatenate([rides_data.rides(START + dt.timedelta(days=i), 300)["duration_min"]
                                 for i in range(4)])), rel=0.02)
