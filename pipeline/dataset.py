@@ -162,17 +162,15 @@ class Dataset:
         day = DayData(date=date, rows=visible[self.target.table], tables=visible, references=references,
                       history=history, history_days=history_days)
         built = resolve(self.feature_function, self.source, "[features] function")(day)
-        features = self.check_features(built, len(main))
-        out = pd.DataFrame({DAY_COLUMN: pd.Series(date.isoformat(), index=main.index, dtype="string")})
-        for column in self.key_columns:
-            out[column] = main[column]
-        for column in self.features:
-            out[column] = features[column]
-        out[self.target.name] = self.label(main)
-        return out[self.output_columns]
+        columns = {DAY_COLUMN: pd.Series(date.isoformat(), index=main.index, dtype="string"),
+                   **{c: main[c] for c in self.key_columns}, **self.check_features(built, len(main)),
+                   self.target.name: self.label(main)}
+        return pd.DataFrame({c: columns[c] for c in self.output_columns}, index=main.index, copy=False)
 
-    def check_features(self, built: Any, rows: int) -> pd.DataFrame:
-        """The feature function's output with its declared types, or DatasetError saying what is wrong."""
+    def check_features(self, built: Any, rows: int) -> dict[str, Any]:
+        """{feature: values} of the feature function's output with the declared types (float64 for
+        numeric, strings for categorical; no copy of a column that has them), or DatasetError
+        saying what is wrong."""
         where = f"feature function {self.feature_function} (from {self.source})"
         if not isinstance(built, pd.DataFrame):
             raise DatasetError(f"{where} returned {type(built).__name__}, not a pandas DataFrame")
@@ -193,17 +191,18 @@ class Dataset:
         if extra:
             raise DatasetError(f"{where} returned column(s) {extra} that [features] numeric/categorical do not "
                                "declare: declare them as features or drop them")
-        built = built.reset_index(drop=True)
-        out = {}
+        out: dict[str, Any] = {}
         for column in self.numeric_features:
             values = built[column]
             if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
                 raise DatasetError(f"{where} returned numeric feature '{column}' as {values.dtype}: return "
                                    "numbers, or declare it under [features] categorical")
-            out[column] = values.to_numpy(dtype="float64", na_value=np.nan)
+            out[column] = (values.to_numpy() if values.dtype == np.float64
+                           else values.to_numpy(dtype="float64", na_value=np.nan))
         for column in self.categorical_features:
-            out[column] = built[column].astype("string")
-        return pd.DataFrame(out)
+            values = built[column]
+            out[column] = (values if isinstance(values.dtype, pd.StringDtype) else values.astype("string")).array
+        return out
 
 
 # ---- loading ----------------------------------------------------------------------------------
