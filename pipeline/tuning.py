@@ -177,5 +177,4 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
                         f"mean_{score_name}": float(np.mean(scores)),
                         "seconds": round(time.perf_counter() - started, 3)})
     best = max(records, key=lambda r: sign * r[f"mean_{score_name}"])  # max keeps the first of equals
-    keys = ("family", "params", f"mean_{score_name}", "trial") + (() if binary else ("score_name",))
-    return {k: best[k] for k in keys}, records
+    return {k: best[k] for k in ("family", "params", f"mean_{score_name}", "trial", "score_name")}, records

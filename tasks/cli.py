@@ -359,7 +359,7 @@ def cmd_models_show(args) -> int:
                                            if isinstance(v, float)))
     print(f"gate:             {'BLESSED' if gate.get('blessed') else 'REJECTED'}: " + "; ".join(gate.get("reasons", [])))
     if tuning.get("trials"):
-        score = tuning["best"].get("score_name", "roc_auc")
+        score = tuning["best"].get("score_name", "roc_auc")  # records from before score_name
         print(f"tuning:           {len(tuning['trials'])} trial(s), best mean CV {score} "
               f"{tuning['best']['mean_' + score]:.4f} (trial {tuning['best']['trial']})")
     print(f"inputs:           {len(manifest.get('input_fingerprints', {}))} feature partition(s), sha256 recorded")
@@ -431,6 +431,7 @@ def cmd_tune(args) -> int:
     """A larger search than the nightly one, on the training window of --date; prints the trials
     ranked and the luigi.cfg lines of the best. Nothing is deployed."""
     from pipeline import tuning
+    from pipeline.evaluation import HIGHER_IS_BETTER
     from tasks import CandidateModel, FeaturePartition
     from tasks.base import dataset, read_frames
     from tasks.config import limit_threads
@@ -461,9 +462,10 @@ def cmd_tune(args) -> int:
         with open(args.output, "w") as out:
             json.dump({"date": args.date.isoformat(), "best": best, "trials": trials}, out, indent=2)
     print(f"{len(trials)} trial(s), {args.folds} time-ordered folds over {train_days[0]}..{train_days[-1]}")
-    score = best.get("score_name", "roc_auc")
+    score = best["score_name"]
+    sign = -1 if HIGHER_IS_BETTER[score] else 1  # best first
     print(f"{'trial':>5}  {'mean ' + score:>12}  {'folds':<26}  model (best first)")
-    for t in sorted(trials, key=lambda t: -t["mean_" + score] if score == "roc_auc" else t["mean_" + score]):
+    for t in sorted(trials, key=lambda t: sign * t["mean_" + score]):
         folds = " ".join(f"{v:.3f}" for v in t["fold_" + score])
         print(f"{t['trial']:>5}  {t['mean_' + score]:>12.4f}  {folds:<26}  {t['family']} {json.dumps(t['params'])}")
     if best["family"] == "hgb":

@@ -111,10 +111,9 @@ class CandidateModel(DailyTask):
         st.write_json(self.files()["metadata"], meta)
         st.write_flag(self.output())
         best = meta["tuning"]["best"]
-        score = (best or {}).get("score_name", "roc_auc")
         self.status(f"{meta['family']} trained on {meta['rows_trained']} of {meta['rows_labelled']} labelled rows"
-                    + (f"; best of {len(meta['tuning']['trials'])} tuning trials, CV {score} "
-                       f"{best['mean_' + score]:.4f}" if best else ""), 100)
+                    + (f"; best of {len(meta['tuning']['trials'])} tuning trials, CV {best['score_name']} "
+                       f"{best['mean_' + best['score_name']]:.4f}" if best else ""), 100)
 
 
 class gate(luigi.Config):  # noqa: N801 - [gate] section

@@ -167,3 +167,43 @@ def test_the_cron_script_runs_the_rides_night_and_reports_a_leaking_feature_func
     features = tmp_path / "root" / "features" / "rides"
     assert list(features.glob(f"*/date={day}/part-0.parquet"))
     assert not list(features.glob(f"*/date={later}/*")), "nothing is written for the failed day"
+
+
+@pytest.mark.slow
+def test_rides_parquet_landing_files_on_s3(moto_server, s3_bucket, monkeypatch, luigi_config, caplog):
+    """The rides data stages with the landing zone and the root on S3 (moto's server over HTTP):
+    Parquet and CSV files put there as an upstream system would, the features read back with a
+    plain client; a truncated Parquet file fails its day naming the object."""
+    import io
+
+    import boto3
+
+    monkeypatch.setenv("MLPIPE_ROOT", f"s3://{s3_bucket}/pipeline")
+    monkeypatch.setenv("MLPIPE_LANDING", f"s3://{s3_bucket}/landing")
+    luigi_config({**SHORT, "s3": {"endpoint_url": moto_server.endpoint, "region_name": "us-east-1"},
+                  "core": {"no_lock": "true"}})  # two mlpipe runs in this process: luigi's pid lock would refuse the second
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1")
+    days = [START + dt.timedelta(days=i) for i in range(5)]
+    for day in days:
+        data = rides_data.parquet_bytes(rides_data.rides(day, 200))
+        if day == days[-1]:
+            data = data[: len(data) // 2]  # cut off mid-delivery
+        s3.put_object(Bucket=s3_bucket, Key=f"landing/rides/{day:%Y/%m/%d}/rides.parquet", Body=data)
+    s3.put_object(Bucket=s3_bucket, Key="landing/stations/stations.csv",
+                  Body=rides_data.stations().to_csv(index=False).encode())
+
+    assert _mlpipe("backfill", "--stage", "features", "--start", str(days[0]), "--end", str(days[3])) == 0
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="pipeline/features/rides/")["Contents"]]
+    key = next(k for k in keys if f"date={days[3]}/part-0.parquet" in k)
+    features = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read()))
+    expected = rides_data.rides(days[3], 200)
+    assert features["ride_id"].tolist() == expected["ride_id"].tolist()
+    np.testing.assert_allclose(features["duration_min"], expected["duration_min"])
+    assert features["station_minutes_3d"].notna().all() and features["elevation_m"].notna().all()
+
+    caplog.clear()
+    assert _mlpipe("backfill", "--stage", "features", "--start", str(days[4]), "--end", str(days[4])) == 30
+    assert (f"landing file s3://{s3_bucket}/landing/rides/{days[4]:%Y/%m/%d}/rides.parquet cannot be read as "
+            "Parquet (rule: parseable)") in caplog.text
+    raw = s3.list_objects_v2(Bucket=s3_bucket, Prefix=f"pipeline/raw/rides/date={days[4]}/")
+    assert raw.get("KeyCount", 0) == 0, "nothing of the failed day is stored"

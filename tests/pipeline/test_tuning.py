@@ -151,7 +151,8 @@ def test_search_records_every_trial_and_picks_the_best_mean():
         assert record["fold_roc_auc"] == pytest.approx(fold_scores_by_hand(frame, record, 3, max_train_rows=150))
     assert records[0]["mean_roc_auc"] > 0.7  # a learnable label
     top = max(records, key=lambda r: r["mean_roc_auc"])
-    assert best == {k: top[k] for k in ("family", "params", "mean_roc_auc", "trial")}
+    assert best == {k: top[k] for k in ("family", "params", "mean_roc_auc", "trial", "score_name")}
+    assert best["score_name"] == "roc_auc"
     assert best["mean_roc_auc"] == max(r["mean_roc_auc"] for r in records)
 
 
