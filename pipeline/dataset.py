@@ -31,6 +31,7 @@ TASKS = ("binary", "regression")
 FORMATS = ("csv", "parquet")
 FILE_FORMATS = FORMATS  # the landing file formats pipeline.ingest reads
 DAY_COLUMN = "date"  # added to every feature row and history row: the day's ISO date
+_EMPTY_DTYPES = {"int": "Int64", "float": "float64", "string": "string"}  # pipeline.ingest's types
 _COLUMN_KEYS = {"type", "nullable", "min", "max", "allowed", "pattern", "max_null_fraction", "format"}
 _TABLE_KEYS = {"landing", "format", "columns", "key", "date_columns", "timestamp_column", "min_rows",
                "max_bad_fraction", "min_fraction_of_recent", "row_checks", "feature_columns"}
@@ -149,6 +150,13 @@ class Dataset:
         if self.history_summary is None:
             return rows
         return resolve(self.history_summary, self.source, "[features] history_summary")(rows)
+
+    def empty_history(self) -> pd.DataFrame:
+        """`history` when there is no earlier day: no rows, but the columns history_rows gives, so
+        a feature function can select them on the first day as on any other."""
+        contract = self.daily_tables[self.target.table]
+        empty = pd.DataFrame({c.name: pd.Series(dtype=_EMPTY_DTYPES[c.kind]) for c in contract.columns})
+        return self.history_rows(empty, dt.date(1970, 1, 1))
 
     def feature_frame(self, tables: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame],
                       history: pd.DataFrame, date: dt.date, history_days: int) -> pd.DataFrame:

@@ -43,7 +43,8 @@ class FeaturePartition(DailyTask):
         tables = {t: st.read_parquet(task.clean_target(), columns=dataset.input_columns.get(t))
                   for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
-        history = concat_frames([task.history_summary() for task in req["history"]])
+        history = (concat_frames([task.history_summary() for task in req["history"]]) if req["history"]
+                   else dataset.empty_history())
         frame = dataset.feature_frame(tables, refs, history, self.date, self.history_window)
         st.write_parquet(self.output(), frame)
         self.status(f"{len(frame)} rows, {len(dataset.features)} features, "

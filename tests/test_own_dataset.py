@@ -72,6 +72,8 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     assert features["ride_id"].tolist() == expected["ride_id"].tolist()
     np.testing.assert_allclose(features["duration_min"], expected["duration_min"])
     assert features["station_minutes_3d"].notna().all()  # three earlier days of every station
+    first_day = st.read_parquet(FeaturePartition(date=START).output())
+    assert len(first_day) == 300 and first_day["station_minutes_3d"].isna().all()  # no earlier day
     assert "rating" not in features.columns and "bike_colour" not in features.columns
 
     first = START + dt.timedelta(days=5)

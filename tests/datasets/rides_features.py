@@ -14,12 +14,8 @@ def build_features(day: DayData) -> pd.DataFrame:
     rides = day.rows
     started = pd.to_datetime(rides["started_at"].astype("object"), format="%Y-%m-%d %H:%M:%S")
     stations = day.references["stations"].drop_duplicates("station").set_index("station")
-    history = day.history
-    if len(history):
-        known = history[history["duration_min"].notna()]
-        by_station = known.groupby("station")["duration_min"].mean()
-    else:
-        by_station = pd.Series(dtype="float64")
+    known = day.history[day.history["duration_min"].notna()]  # no rows on the first day
+    by_station = known.groupby("station")["duration_min"].mean()
     station = rides["station"].astype("string")
     return pd.DataFrame({
         "start_hour": started.dt.hour.astype("float64").to_numpy(),

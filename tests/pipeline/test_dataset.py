@@ -212,3 +212,13 @@ def test_the_dataset_comes_from_luigi_cfg_unless_the_environment_names_one(descr
     assert current_dataset().name == "sales" and dataset.target.column == "price"
     monkeypatch.setenv("MLPIPE_DATASET", ds.BUILTIN)
     assert dataset.name == "flights"
+
+
+def test_the_first_day_gets_an_empty_history_with_its_columns(describe):
+    from pipeline import flights as fl
+
+    sales = ds.load(describe())
+    assert list(sales.empty_history().columns) == ["sku", "size", "colour", "sold_at", "price", "date"]
+    assert len(sales.empty_history()) == 0
+    flights = ds.builtin()
+    assert list(flights.empty_history().columns) == fl.HISTORY_SUMMARY_COLUMNS
