@@ -101,6 +101,12 @@ class Dataset:
         return self.numeric_features + self.categorical_features
 
     @property
+    def hidden_columns(self) -> set[str]:
+        """What only the outcome tells: never shown to the feature function for the day, never
+        returned by it."""
+        return set(self.outcome_columns) | {self.target.column, self.target.name}
+
+    @property
     def output_columns(self) -> list[str]:
         """The columns of a feature partition: day, keys, features, target."""
         return list(dict.fromkeys([DAY_COLUMN] + self.key_columns + self.features + [self.target.name]))
@@ -164,7 +170,7 @@ class Dataset:
         the features the description's function builds from the day's data without outcomes, and
         the target. Raises DatasetError naming the function when its output breaks the contract."""
         main = tables[self.target.table].reset_index(drop=True)
-        hidden = set(self.outcome_columns) | {self.target.column}
+        hidden = self.hidden_columns
         visible = {name: frame.drop(columns=[c for c in frame.columns if c in hidden]).reset_index(drop=True)
                    for name, frame in tables.items()}
         day = DayData(date=date, rows=visible[self.target.table], tables=visible, references=references,
@@ -182,7 +188,7 @@ class Dataset:
         where = f"feature function {self.feature_function} (from {self.source})"
         if not isinstance(built, pd.DataFrame):
             raise DatasetError(f"{where} returned {type(built).__name__}, not a pandas DataFrame")
-        leaked = [c for c in built.columns if c in set(self.outcome_columns) | {self.target.column, self.target.name}]
+        leaked = [c for c in built.columns if c in self.hidden_columns]
         if leaked:
             raise DatasetError(
                 f"{where} returned the target or outcome column(s) {leaked}: a feature must be known before "

@@ -13,9 +13,11 @@ DATA_END = dt.date(2013, 12, 31)
 
 
 def landing_file(landing_root: str, table: str, date: dt.date | None = None) -> str:
-    """Where the upstream system drops a table's file for `date` (reference tables: no date)."""
-    name = f"{table}.csv" if date is None else f"{table}_{date.isoformat()}.csv"
-    return f"{landing_root.rstrip('/')}/{table}/{name}"
+    """Where the upstream system drops a flights table's file for `date` (reference tables: no
+    date): the landing path flights.toml gives it, under `landing_root`."""
+    from pipeline.dataset import builtin
+
+    return f"{landing_root.rstrip('/')}/{builtin().landing_path(table, date)}"
 
 
 def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool = False,

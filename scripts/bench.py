@@ -184,7 +184,7 @@ def m_inprocess(date: str, repeats: int) -> dict:
         started = time.perf_counter()
         clean = {}
         for table, contract in dataset.daily_tables.items():
-            target = store.target(f"{store.landing.rstrip('/')}/{dataset.landing_path(table, d)}")
+            target = store.target(store.landing_path(dataset.landing_path(table, d)))
             parsed = ingest.parse_landing(st.read_bytes(target), target.path, contract, dataset.formats[table])
             clean[table] = validate.validate_table(parsed, contract, target.path, d).clean
         dataset.history_rows(clean[dataset.target.table], d)  # what later days' features read

@@ -37,7 +37,7 @@ class LandingFile(StorageMixin, luigi.ExternalTask):
 
     def output(self):
         day = luigi.DateParameter().parse(self.date) if self.date else None
-        return self.store.target(f"{self.store.landing.rstrip('/')}/{dataset.landing_path(self.table, day)}")
+        return self.store.target(self.store.landing_path(dataset.landing_path(self.table, day)))
 
 
 class _Ingest:

@@ -11,9 +11,6 @@ from pipeline.dataset import DAY_COLUMN
 from tasks.base import DailyTask, dataset, labelled_counts, pipeline, previous_day, read_partitions, st
 from tasks.features import FeaturePartition
 
-DAY_COLUMN = DAY_COLUMN  # re-exported: the feature partitions' day column
-
-
 def model_columns() -> list[str]:
     """What the model stages read of a feature partition: the inputs, the target and the day."""
     return list(dict.fromkeys(dataset.features + [dataset.target.name, DAY_COLUMN]))
@@ -152,8 +149,7 @@ class gate(luigi.Config):  # noqa: N801 - [gate] section
             raise ValueError(f"[gate] compare_metric = {compare} is not a metric of a {task} target; choose one "
                              f"of {list(evaluation.TASK_METRICS[task])} or leave it empty")
         return {"floors": {k: v for k, v in floors.items() if v is not None and k in evaluation.TASK_METRICS[task]},
-                "tolerance": self.tolerance, "task": task,
-                "compare_metric": compare, "bootstrap_samples": self.bootstrap_samples,
+                "tolerance": self.tolerance, "compare_metric": compare, "bootstrap_samples": self.bootstrap_samples,
                 "confidence": self.confidence, "seed": self.seed, "max_eval_rows": self.max_eval_rows}
 
 
