@@ -1,5 +1,5 @@
 """Generic table schemas and data contracts: the types a landing file is parsed into and the
-rules its rows and columns must follow. Dataset modules (pipeline/flights.py) declare them."""
+rules its rows and columns must follow. Dataset modules (pipeline/flights/) declare them."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,79 +9,11 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("binary", "regression")
-TASK_METRICS = {"binary": ("roc_auc", "average_precision", "log_loss", "brier"),
-                "regression": ("mae", "rmse", "r2", "r2_vs_baseline")}
-# Metrics where larger is better; the others (log_loss, brier, mae, rmse) are better when smaller.
-HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False,
-                    "mae": False, "rmse": False, "r2": True, "r2_vs_baseline": True}
-# The one metric of one-line summaries and charts, and the gate's default comparison.
-HEADLINE_METRIC = {"binary": "roc_auc", "regression": "rmse"}
-# The default comparison with production: scale-free for both tasks, so [gate] tolerance means the
-# same for any target's units (for regression: at most that much R2 against the baseline worse).
-DEFAULT_COMPARE_METRIC = {"binary": "roc_auc", "regression": "r2_vs_baseline"}
-_METRIC_LABELS = {"roc_auc": "AUC", "rmse": "RMSE"}
-
-
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    return task
-
-
-def task_of(metric: str) -> str:
-    """The task whose metrics include `metric` (ValueError for an unknown metric)."""
-    for task, names in TASK_METRICS.items():
-        if metric in names:
-            return task
-    raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
-
-
-def metrics(labels: np.ndarray, scores: np.ndarray, task: str = "binary", baseline: float | None = None) -> dict:
-    """Binary: ROC AUC, average precision, log loss and Brier score (None where undefined).
-    Regression: see regression_metrics (`baseline` is only used there)."""
-    if check_task(task) == "regression":
-        return regression_metrics(labels, scores, baseline)
-    labels = np.asarray(labels, dtype=int)
-    scores = np.asarray(scores, dtype=float)
-    out: dict = {"rows": int(len(labels)), "positive_rate": float(labels.mean()) if len(labels) else None}
-    if len(labels) == 0 or len(np.unique(labels)) < 2:
-        out.update(roc_auc=None, average_precision=None, log_loss=None, brier=None)
-        return out
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-
-    out["roc_auc"] = float(roc_auc_score(labels, scores))
-    out["average_precision"] = float(average_precision_score(labels, scores))
-    out["log_loss"] = float(log_loss(labels, np.clip(scores, 1e-6, 1 - 1e-6), labels=[0, 1]))
-    out["brier"] = float(brier_score_loss(labels, scores))
-    return out
-
-
-def regression_metrics(labels: np.ndarray, scores: np.ndarray, baseline: float | None = None) -> dict:
-    """MAE, RMSE and R2 of the predictions `scores`, and the same errors of the naive baseline that
-    predicts the constant `baseline` (the training rows' target mean; the mean of `labels` when
-    None) for every row: r2_vs_baseline = 1 - SSE(model) / SSE(baseline) is above 0 exactly when
-    the model beats that constant. None where undefined (no rows; R2 also with fewer than 2 rows
-    or a constant target; r2_vs_baseline when the baseline is exact)."""
-    y, p = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
-    n = len(y)
-    out: dict = {"rows": int(n), "target_mean": float(y.mean()) if n else None,
-                 "mean_prediction": float(p.mean()) if n else None}
-    if n == 0:
-        out.update(dict.fromkeys(("mae", "rmse", "r2", "baseline", "baseline_mae", "baseline_rmse",
-                                  "r2_vs_baseline")))
-        return out
-    from sklearn.metrics import r2_score
-
-    constant = float(y.mean()) if baseline is None else float(baseline)
-    errors, baseline_errors = p - y, constant - y
-    sse, baseline_sse = float(errors @ errors), float(baseline_errors @ baseline_errors)
-    out.update(mae=float(np.abs(errors).mean()), rmse=math.sqrt(sse / n),
-               r2=float(r2_score(y, p)) if np.ptp(y) > 0 else None,
-               baseline=constant, baseline_mae=float(np.abs(baseline_errors).mean()),
-               baseline_rmse=math.sqrt(baseline_sse / n),
-               r2_vs_baseline=1 - sse / baseline_sse if baseline_sse > 0 else None)
-    return out
+from pipeline import report
+from pipeline.estimators import predict
+from pipeline.metrics import (HEADLINE_METRIC, HIGHER_IS_BETTER, METRIC_LABELS, PROBLEM_METRICS, check_problem,
+                              metrics, problem_of)
+from pipeline.sampling import sample_rows
 
 
 def _bound_ok(metric: str, value: float, bound: float) -> bool:
@@ -132,7 +64,7 @@ def _weighted_regression(metric: str, labels: np.ndarray, scores: np.ndarray, we
 
 def _weighted_metric(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
                      baseline: float | None = None) -> np.ndarray:
-    if task_of(metric) == "regression":
+    if problem_of(metric) == "regression":
         return _weighted_regression(metric, labels, scores, weights, baseline)
     if metric == "roc_auc":
         return _weighted_auc(labels, scores, weights)
@@ -152,8 +84,8 @@ def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.
     resampled rows (paired), oriented so that a positive difference means the challenger is
     better. Seeded: the same inputs give the same interval. `baseline` is the naive prediction
     of r2_vs_baseline (see regression_metrics)."""
-    task = task_of(metric)
-    labels = np.asarray(labels, dtype=int if task == "binary" else float)
+    problem = problem_of(metric)
+    labels = np.asarray(labels, dtype=int if problem == "binary" else float)
     challenger, production = np.asarray(challenger, float), np.asarray(production, float)
     n, sign = len(labels), 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     rng = np.random.default_rng(seed)
@@ -165,7 +97,7 @@ def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.
                              - _weighted_metric(metric, labels, production, weights, baseline)))
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
-    c, p = (metrics(labels, scores, task, baseline)[metric] for scores in (challenger, production))
+    c, p = (metrics(labels, scores, problem, baseline)[metric] for scores in (challenger, production))
     alpha = (1 - confidence) / 2
     return {"metric": metric, "challenger": c, "production": p,
             "difference": None if c is None or p is None else float(sign * (c - p)),
@@ -175,7 +107,7 @@ def paired_bootstrap(labels: np.ndarray, challenger: np.ndarray, production: np.
             "seed": seed, "rows": n}
 
 
-def gate(challenger: dict, floors: dict[str, float], comparison: dict | None, tolerance: float) -> dict:
+def decide_gate(challenger: dict, floors: dict[str, float], comparison: dict | None, tolerance: float) -> dict:
     """Bless the challenger if it clears every absolute floor (a ceiling for the metrics where
     lower is better) and, when a model is in production, the lower end of the paired-bootstrap
     interval of (challenger - production) is above -`tolerance`: the challenger is then not worse
@@ -212,11 +144,11 @@ def gate(challenger: dict, floors: dict[str, float], comparison: dict | None, to
             "tolerance": tolerance}
 
 
-def summary_line(record: dict, task: str = "binary") -> str:
-    """One line for luigid's status message: the task's headline metric (AUC, RMSE) of both
+def summary_line(record: dict, problem: str) -> str:
+    """One line for luigid's status message: the problem's headline metric (AUC, RMSE) of both
     models and the gate decision."""
-    metric = HEADLINE_METRIC[check_task(task)]
-    label = _METRIC_LABELS[metric]
+    metric = HEADLINE_METRIC[check_problem(problem)]
+    label = METRIC_LABELS[metric]
 
     def value(metrics: dict | None) -> str:
         found = (metrics or {}).get(metric)
@@ -226,51 +158,37 @@ def summary_line(record: dict, task: str = "binary") -> str:
             f"{value(record.get('production'))}; gate: {verdict}")
 
 
-def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed: int,
-                           max_rows: int = 3000, task: str = "binary") -> dict[str, float]:
-    """Mean drop in ROC AUC (binary) or rise in RMSE (regression) when each input column is
-    shuffled, on at most `max_rows` rows: positive means the model relies on the column."""
-    from sklearn.inspection import permutation_importance as sk_permutation_importance
-
-    scoring = "roc_auc" if check_task(task) == "binary" else "neg_root_mean_squared_error"
-    if repeats <= 0 or len(np.unique(labels)) < 2:
-        return {}
-    if len(X) > max_rows:
-        pick = np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False)
-        pick.sort()
-        X, labels = X.iloc[pick], labels[pick]
-    result = sk_permutation_importance(estimator, X, labels, scoring=scoring, n_repeats=repeats,
-                                       random_state=seed, n_jobs=1)
-    return {col: round(float(v), 6) for col, v in zip(X.columns, result.importances_mean)}
+def context(date: dt.date, candidate_meta: dict, production_version: str | None) -> dict:
+    """What an evaluation record names: its date, the challenger, the production version, the holdout."""
+    return {"date": date.isoformat(), "challenger_id": f"{candidate_meta['lineage']}@{candidate_meta['date']}",
+            "production_version": production_version, "holdout_days": candidate_meta["holdout_days"]}
 
 
 def evaluate_challenger(challenger, production, holdout: Iterable[tuple[dt.date, Any]], numeric: list[str],
                         categorical: list[str], target: str, rules: dict, importance: dict[str, float],
-                        title: str, context: dict, task: str = "binary",
+                        title: str, context: dict, problem: str,
                         baseline: float | None = None) -> tuple[dict, str]:
     """Score the labelled holdout rows with the challenger and (if any) the production model, apply
     the gate, and render the HTML report with the challenger's `importance` (computed at training).
     `holdout` holds (day, rows) pairs, read one at a time; when they hold more than
     `rules["max_eval_rows"]` (> 0) labelled rows, the gate uses that many, sampled with
-    training.sample_rows seeded by `rules["seed"]` (the same rows for both models).
+    sample_rows seeded by `rules["seed"]` (the same rows for both models).
     `rules`: floors, tolerance, compare_metric, bootstrap_samples, confidence, seed, max_eval_rows.
-    The floors and compare_metric must be metrics of `task`; for regression, `baseline` (the
+    The floors and compare_metric must be metrics of `problem`; for regression, `baseline` (the
     training rows' target mean) is the naive model r2_vs_baseline measures against.
     `context` (ids, dates) is copied into the record. Returns (evaluation record, html)."""
-    from pipeline import report, training
-
     foreign = sorted(m for m in [*rules["floors"], rules["compare_metric"]]
-                     if m not in TASK_METRICS[check_task(task)])
+                     if m not in PROBLEM_METRICS[check_problem(problem)])
     if foreign:
         raise ValueError(f"metric(s) {foreign} in the gate's floors or compare_metric do not apply to a "
-                         f"{task} target; choose from {TASK_METRICS[task]}")
-    rows, counts = training.sample_rows(holdout, target, rules.get("max_eval_rows", 0), rules["seed"])
+                         f"{problem} target; choose from {PROBLEM_METRICS[problem]}")
+    rows, counts = sample_rows(holdout, target, rules.get("max_eval_rows", 0), rules["seed"])
     labels = rows[target].to_numpy(dtype=float) if len(rows) else np.array([], dtype=float)
-    labels = labels.astype(int) if task == "binary" else labels
+    labels = labels.astype(int) if problem == "binary" else labels
     models = {"challenger": challenger, **({"production": production} if production is not None else {})}
-    curves = {name: training.predict(model, rows, numeric, categorical, task=task) for name, model in models.items()}
+    curves = {name: predict(model, rows, numeric, categorical, problem) for name, model in models.items()}
     del rows
-    scored = {name: metrics(labels, scores, task, baseline) for name, scores in curves.items()}
+    scored = {name: metrics(labels, scores, problem, baseline) for name, scores in curves.items()}
     comparison = None
     if production is not None:
         comparison = paired_bootstrap(labels, curves["challenger"], curves["production"],
@@ -278,14 +196,13 @@ def evaluate_challenger(challenger, production, holdout: Iterable[tuple[dt.date,
                                       rules["confidence"], rules["seed"], baseline=baseline)
     evaluation = {
         **context,
-        "task": task,
+        "task": problem,
         "holdout_rows": {"available": counts["rows_available"], "labelled": counts["rows_labelled"],
                          "evaluated": counts["rows_sampled"], "max_eval_rows": rules.get("max_eval_rows", 0),
                          "sample_seed": rules["seed"]},
         "challenger": scored["challenger"],
         "production": scored.get("production"),
-        "decision": gate(scored["challenger"], rules["floors"], comparison, rules["tolerance"]),
+        "decision": decide_gate(scored["challenger"], rules["floors"], comparison, rules["tolerance"]),
         "importance": importance,
     }
-    images = report.evaluation_plots(labels, curves, importance, task=task) if len(labels) else []
-    return evaluation, report.evaluation_html(title, evaluation, images)
+    return evaluation, report.render(title, evaluation, labels, curves, problem)

@@ -1,4 +1,4 @@
-"""Model registry and deployment decisions.
+"""The model registry: immutable published versions, the production alias and its history.
 
 A version is an immutable directory (model, evaluation, report, then a manifest holding the
 sha256 of each, then _SUCCESS). The production alias is a record that points at a version; every
@@ -12,8 +12,11 @@ import datetime as dt
 import getpass
 import os
 
+from pipeline import layout
 from pipeline import storage as st
-from pipeline.training import MODEL_FILE, load_model
+from pipeline.artifact import load_model
+from pipeline.hashing import sha256_bytes
+from pipeline.layout import MANIFEST_FILE, MODEL_FILE
 
 MANUAL_KINDS = ("promoted", "rolled_back")
 
@@ -27,25 +30,6 @@ def version_id(date: dt.date, lineage: str) -> str:
     return f"{date:%Y%m%d}-{lineage}"
 
 
-def decide(date: dt.date, evaluation: dict, before: str | None, lineage: str) -> dict:
-    """The deployment decision for `date`, given the evaluation and the version that was live
-    before `date` (`before`: the previous decision's, or a later manual promote/rollback)."""
-    blessed = bool(evaluation["decision"]["blessed"])
-    return {
-        "date": date.isoformat(),
-        "lineage": lineage,
-        "blessed": blessed,
-        "action": "deployed" if blessed else "kept",
-        "challenger_id": evaluation.get("challenger_id"),
-        "candidate_version": version_id(date, lineage) if blessed else None,
-        "production_version_before": before,
-        "production_version": version_id(date, lineage) if blessed else before,
-        "reasons": evaluation["decision"]["reasons"],
-        "comparison": evaluation["decision"].get("comparison"),
-        "metrics": {"challenger": evaluation["challenger"], "production": evaluation.get("production")},
-    }
-
-
 class Registry:
     """Versions under `{root}/registry/versions/<id>/`, the live alias in
     `{root}/registry/production.json`, one immutable record per alias move in
@@ -54,18 +38,21 @@ class Registry:
 
     def __init__(self, storage: st.Storage):
         self.storage = storage
-        self.base = storage.path("registry")
+        self.base = storage.path(layout.REGISTRY)
+
+    def _path(self, *parts: str) -> str:
+        return self.storage.path(layout.REGISTRY, *parts)
 
     def version_dir(self, version: str) -> str:
-        return os.path.join(self.base, "versions", version)
+        return self._path(layout.VERSIONS, version)
 
     def is_published(self, version: str) -> bool:
         return self.storage.flag(self.version_dir(version)).exists()
 
     def versions(self) -> list[str]:
         """Published versions, oldest first (ids start with their date)."""
-        files = self.storage.list_files(os.path.join(self.base, "versions"))
-        return sorted({p.rstrip("/").split("/")[-2] for p in files if p.endswith("/" + st.SUCCESS)})
+        files = self.storage.list_files(self._path(layout.VERSIONS))
+        return sorted({p.rstrip("/").split("/")[-2] for p in files if p.endswith("/" + layout.SUCCESS)})
 
     def publish(self, version: str, files: dict[str, bytes], manifest: dict) -> bool:
         """Write a new immutable version: `files` (MODEL_FILE among them), then manifest.json with
@@ -79,9 +66,9 @@ class Registry:
         hashes = {}
         for name, data in sorted(files.items()):
             st.write_bytes(self.storage.file(d, name), data)
-            hashes[name] = st.sha256_bytes(data)
+            hashes[name] = sha256_bytes(data)
         manifest = {**manifest, "version": version, "files": hashes, "model_sha256": hashes[MODEL_FILE]}
-        st.write_json(self.storage.file(d, "manifest.json"), manifest)
+        st.write_json(self.storage.file(d, MANIFEST_FILE), manifest)
         st.write_flag(self.storage.flag(d))
         return True
 
@@ -89,7 +76,7 @@ class Registry:
         if not self.is_published(version):
             raise RegistryError(f"model version {version} is not published in {self.base} "
                                 "(no _SUCCESS flag); `mlpipe models list` shows the published ones")
-        return st.read_json(self.storage.file(self.version_dir(version), "manifest.json"))
+        return st.read_json(self.storage.file(self.version_dir(version), MANIFEST_FILE))
 
     def verify(self, version: str) -> dict[str, str]:
         """Each file of the manifest: 'ok', 'missing' or 'changed' (sha256 differs)."""
@@ -99,7 +86,7 @@ class Registry:
             if not target.exists():
                 result[name] = "missing"
             else:
-                result[name] = "ok" if st.sha256_bytes(st.read_bytes(target)) == expected else "changed"
+                result[name] = "ok" if sha256_bytes(st.read_bytes(target)) == expected else "changed"
         return result
 
     def load(self, version: str):
@@ -113,18 +100,18 @@ class Registry:
         expected = self.manifest(version).get("files", {}).get(name)
         target = self.storage.file(self.version_dir(version), name)
         data = st.read_bytes(target)
-        if expected is None or st.sha256_bytes(data) != expected:
+        if expected is None or sha256_bytes(data) != expected:
             raise RegistryError(f"{target.path} does not match the sha256 in its manifest: refusing it")
         return data
 
     # ---- the production alias -------------------------------------------------------------
     def alias(self) -> dict | None:
-        target = self.storage.file(self.base, "production.json")
+        target = self.storage.file(self.base, layout.ALIAS_FILE)
         return st.read_json(target) if target.exists() else None
 
     def history(self) -> list[dict]:
         """Every alias move, in order (as-of date, then automatic before manual, then time)."""
-        prefix = os.path.join(self.base, "history")
+        prefix = self._path(layout.HISTORY)
         names = sorted(n for n in self.storage.listdir(prefix) if n.endswith(".json"))
         return [st.read_json(self.storage.file(prefix, n)) for n in names]
 
@@ -156,13 +143,12 @@ class Registry:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         record = self._record(version, after, kind, reason, current,
                               f"{after.isoformat()}_1_{stamp}_{kind}_{version}")
-        st.write_json(self.storage.file(os.path.join(self.base, "overrides"), f"{after.isoformat()}.json"),
-                      record)
+        st.write_json(self.storage.file(self._path(layout.OVERRIDES), f"{after.isoformat()}.json"), record)
         return record
 
     def override_after(self, day: dt.date) -> dict | None:
         """The latest manual move recorded after `day`'s deployment decision, if any."""
-        target = self.storage.file(os.path.join(self.base, "overrides"), f"{day.isoformat()}.json")
+        target = self.storage.file(self._path(layout.OVERRIDES), f"{day.isoformat()}.json")
         return st.read_json(target) if target.exists() else None
 
     def _record(self, version: str, as_of: dt.date, kind: str, reason: str, current: dict | None,
@@ -171,8 +157,8 @@ class Registry:
                   "previous_version": current["version"] if current else None,
                   "moved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "moved_by": _who()}
-        st.write_json(self.storage.file(os.path.join(self.base, "history"), f"{name}.json"), record)
-        st.write_json(self.storage.file(self.base, "production.json"), record)
+        st.write_json(self.storage.file(self._path(layout.HISTORY), f"{name}.json"), record)
+        st.write_json(self.storage.file(self.base, layout.ALIAS_FILE), record)
         return record
 
     def rollback_target(self) -> str:

@@ -1,11 +1,10 @@
-"""One place that turns (layer, name, date, ...) into luigi targets under the storage root,
-and reads/writes Parquet, JSON and bytes through those targets atomically."""
+"""The storage adapter, and the only module of `pipeline` that imports luigi: it turns paths of
+pipeline.layout under the storage root into luigi targets on the root's backend (local disk,
+S3, HDFS), and reads and writes Parquet, JSON and bytes through them atomically."""
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import hashlib
 import io
 import json
 import os
@@ -19,13 +18,13 @@ import luigi.contrib.s3
 import luigi.format
 import pandas as pd
 
-SUCCESS = "_SUCCESS"
+from pipeline import layout
+from pipeline.hashing import json_bytes
+from pipeline.storage_errors import (DISK_FULL, StorageError, blocking_file, hdfs_errors, local_errors,
+                                     pyarrow_errors, raise_walk_error, s3_endpoint, s3_errors)
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_DIR / "var"
-
-
-class StorageError(RuntimeError):
-    """Raised when the storage root cannot be used; the message names the root and the setting."""
 
 
 def resolve_root(configured: str = "", env: dict[str, str] | None = None) -> str:
@@ -33,19 +32,6 @@ def resolve_root(configured: str = "", env: dict[str, str] | None = None) -> str
     env = os.environ if env is None else env
     root = env.get("MLPIPE_ROOT") or configured or str(DEFAULT_ROOT)
     return root.rstrip("/") or "/"
-
-
-def param_hash(**params: Any) -> str:
-    """Short stable hash of parameters, used in output paths so a changed parameter yields new outputs."""
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-SCHEMES = ("s3", "hdfs")
 
 
 def scheme_of(path: str) -> str:
@@ -83,14 +69,9 @@ class Storage:
         return _join(self.root, *parts)
 
     def partition(self, layer: str, name: str, date: dt.date | None = None,
-                  phash: str | None = None) -> str:
-        """`{root}/{layer}/{name}[/h={phash}][/date=YYYY-MM-DD]` -- the one path pattern."""
-        parts = [layer, name]
-        if phash:
-            parts.append(f"h={phash}")
-        if date is not None:
-            parts.append(f"date={date.isoformat()}")
-        return self.path(*parts)
+                  lineage: str | None = None) -> str:
+        """`{root}/{layer}/{name}[/h={lineage}][/date=YYYY-MM-DD]` (layout.partition)."""
+        return self.path(*layout.partition(layer, name, date, lineage))
 
     def landing_path(self, *parts: str) -> str:
         return _join(self.landing, *parts)
@@ -134,7 +115,7 @@ class Storage:
 
     def flag(self, directory: str):
         """The `_SUCCESS` flag of a multi-file output; written last, it alone marks completeness."""
-        return self.target(_join(directory, SUCCESS))
+        return self.target(_join(directory, layout.SUCCESS))
 
     def exists(self, path: str) -> bool:
         return self.target(path).exists()
@@ -149,7 +130,7 @@ class Storage:
         if scheme == "hdfs":
             return _hdfs_list(self.hdfs_client(prefix), prefix)
         found = set()
-        for base, _, files in os.walk(prefix, onerror=_raise_walk_error):
+        for base, _, files in os.walk(prefix, onerror=raise_walk_error):
             found.update(os.path.join(base, name) for name in files)
         return found
 
@@ -215,141 +196,10 @@ class S3Target(luigi.contrib.s3.S3Target):
 
     def open(self, mode="r"):
         with s3_errors(self.path, self.fs):
-            return super().open(mode)
-
-
-S3_UNREACHABLE_HINT = ("check that the endpoint is up and that [s3] endpoint_url and region_name in luigi.cfg "
-                       "point at it; a task that fails this way while running is retried as set in luigi.cfg "
-                       "[scheduler] retry_count / retry_delay, otherwise rerun once the endpoint is back")
-_S3_SERVER_ERRORS = ("500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown")
-
-
-def s3_endpoint(client) -> str:
-    """The endpoint URL a luigi S3Client talks to, for messages."""
-    try:
-        return client.s3.meta.client.meta.endpoint_url
-    except Exception:  # noqa: BLE001 - only for the message
-        return "the configured endpoint"
-
-
-@contextlib.contextmanager
-def s3_errors(path: str, client):
-    """Turn botocore/boto3 errors for `path` into FileNotFoundError or a StorageError naming the
-    endpoint, the bucket and what to check."""
-    import boto3.exceptions
-    import botocore.exceptions as bx
-
-    def endpoint() -> str:  # only when there is an error to report
-        return s3_endpoint(client)
-
-    try:
-        yield
-    except luigi.contrib.s3.FileNotFoundException as exc:
-        raise FileNotFoundError(f"{path} does not exist") from exc
-    except (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError) as exc:
-        # refused or dropped connections, timeouts, a response cut off: the endpoint is down or unreachable
-        raise StorageError(
-            f"cannot reach the S3 endpoint {endpoint()} for {path}: {exc}; {S3_UNREACHABLE_HINT}") from exc
-    except bx.NoCredentialsError as exc:
-        raise StorageError(
-            f"no AWS credentials for {path} ({endpoint()}): set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "AWS_PROFILE, or run where an instance role is available") from exc
-    except bx.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        bucket = urlsplit(path).netloc
-        if code in ("NoSuchKey", "404"):
-            raise FileNotFoundError(f"{path} does not exist") from exc
-        if code == "NoSuchBucket":
-            raise StorageError(
-                f"S3 bucket '{bucket}' does not exist at {endpoint()} (path {path}); create it or fix "
-                "[storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            raise StorageError(
-                f"access to {path} at {endpoint()} was refused ({code}); check the AWS credentials "
-                "(environment, AWS_PROFILE or instance role) and the bucket policy") from exc
-        if code in _S3_SERVER_ERRORS:
-            raise StorageError(f"the S3 endpoint {endpoint()} failed ({code}) for {path}: {exc}; "
-                               f"{S3_UNREACHABLE_HINT}") from exc
-        raise StorageError(f"S3 request for {path} at {endpoint()} failed: {exc}") from exc
-    except boto3.exceptions.S3UploadFailedError as exc:
-        raise StorageError(f"upload of {path} to {endpoint()} failed: {exc}; {S3_UNREACHABLE_HINT}") from exc
-
-
-@contextlib.contextmanager
-def hdfs_errors(path: str, client):
-    import hdfs.util
-    import requests
-
-    try:
-        yield
-    except hdfs.util.HdfsError as exc:
-        if "does not exist" in str(exc):
-            raise FileNotFoundError(f"{path} does not exist") from exc
-        raise StorageError(f"WebHDFS request for {path} at {getattr(client, 'url', '?')} failed: {exc}") from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise StorageError(
-            f"cannot reach the WebHDFS namenode {getattr(client, 'url', '?')} for {path}: {exc}; check "
-            "the host:port in the root URL or [hdfs] namenode_host / [webhdfs] port in luigi.cfg") from exc
-
-
-_FULL = {errno.ENOSPC: "the disk is full: free space on the filesystem holding {dir} (df -h {dir}) or move "
-                       "[storage] root in luigi.cfg / MLPIPE_ROOT to a larger one, then rerun",
-         errno.EDQUOT: "the disk quota of the user running the pipeline is exhausted: free space or raise the "
-                       "quota (quota -s), then rerun",
-         errno.EFBIG: "the file is larger than the file-size limit of the process (ulimit -f) or of the "
-                      "filesystem: raise the limit, then rerun"}
-_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-@contextlib.contextmanager
-def local_errors(path: str, action: str):
-    """Turn OSErrors on a local path (disk full, permission denied, a file where a directory
-    should be) into a StorageError that names the path and what to do; a missing file stays
-    FileNotFoundError."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise local_storage_error(path, action, exc) from exc
-
-
-def local_storage_error(path: str, action: str, exc: OSError) -> StorageError:
-    reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
-    if isinstance(exc.filename, str) and not exc.filename.startswith(path):  # not its own temporary name
-        reason += f" (at {exc.filename})"
-    if exc.errno in _FULL:
-        todo = _FULL[exc.errno].format(dir=os.path.dirname(path) or ".")
-    elif exc.errno in _DENIED:
-        todo = (f"the user running the pipeline (uid {os.geteuid()}) may not {action} there: fix the "
-                "permissions or mount (ls -ld, lsattr) or point [storage] root in luigi.cfg / MLPIPE_ROOT at "
-                "a writable directory, then rerun")
-    elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
-        blocker = _blocking_file(path)
-        todo = (f"{blocker} is a file where a directory is expected: move it away or point [storage] root in "
-                "luigi.cfg / MLPIPE_ROOT elsewhere, then rerun" if blocker else
-                "a directory stands where a file is expected (or the reverse): remove it, then rerun")
-    else:
-        todo = "check the disk and the storage root ([storage] root in luigi.cfg or MLPIPE_ROOT), then rerun"
-    return StorageError(f"cannot {action} {path}: {reason}; {todo}")
-
-
-def _blocking_file(path: str) -> str | None:
-    """The nearest ancestor of `path` that exists but is not a directory, if any."""
-    parent = os.path.dirname(os.path.abspath(path))
-    while parent and parent != os.path.dirname(parent):
-        if os.path.lexists(parent):
-            return None if os.path.isdir(parent) else parent
-        parent = os.path.dirname(parent)
-    return None
-
-
-def _raise_walk_error(exc: OSError) -> None:
-    """os.walk's error handler: a prefix that does not exist (or is a file) lists as empty, any
-    other error (permission denied, I/O) is raised instead of being silently skipped."""
-    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-        return
-    raise local_storage_error(exc.filename or "?", "list", exc) from exc
+            try:
+                return super().open(mode)
+            except luigi.contrib.s3.FileNotFoundException as exc:
+                raise FileNotFoundError(f"{self.path} does not exist") from exc
 
 
 # ---- reading and writing through targets (atomic: temp name, then rename) -----------------
@@ -432,10 +282,6 @@ def _hdfs_write(target, data: bytes) -> None:
         fs.move(tmp, final)
 
 
-def json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode()
-
-
 def write_json(target, obj: Any) -> None:
     write_bytes(target, json_bytes(obj))
 
@@ -453,7 +299,7 @@ def write_parquet(target, df: pd.DataFrame) -> None:
     multipart upload, so the object appears whole or not at all)."""
     if isinstance(target, S3Target):
         fs, key = pyarrow_s3(target)
-        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, s3_endpoint(target.fs)):
+        with s3_errors(target.path, target.fs), pyarrow_errors(target.path, s3_endpoint(target.fs)):
             df.to_parquet(key, index=False, engine="pyarrow", filesystem=fs)
         return
     buf = io.BytesIO()
@@ -464,7 +310,7 @@ def write_parquet(target, df: pd.DataFrame) -> None:
 def read_parquet(target, columns: list[str] | None = None) -> pd.DataFrame:
     if isinstance(target, S3Target):
         fs, key = pyarrow_s3(target)
-        with s3_errors(target.path, target.fs), _pyarrow_errors(target.path, s3_endpoint(target.fs)):
+        with s3_errors(target.path, target.fs), pyarrow_errors(target.path, s3_endpoint(target.fs)):
             return pd.read_parquet(key, columns=columns, engine="pyarrow", filesystem=fs)
     return parquet_from_bytes(read_bytes(target), columns)
 
@@ -489,31 +335,6 @@ def pyarrow_s3(target) -> tuple[Any, str]:
     return _PYARROW_S3[key], target.path.split("://", 1)[1]
 
 
-# What the AWS SDK (under pyarrow) says when it gets no answer from the endpoint.
-_PYARROW_UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
-                        "Connection reset", "Operation timed out", "Timeout was reached", "SERVICE_UNAVAILABLE",
-                        "curlCode: 7", "curlCode: 28", "curlCode: 52", "curlCode: 56")
-
-
-@contextlib.contextmanager
-def _pyarrow_errors(path: str, endpoint: str):
-    try:
-        yield
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path} does not exist") from exc
-    except OSError as exc:
-        text = str(exc)
-        if any(sign in text for sign in _PYARROW_UNREACHABLE):
-            raise StorageError(f"cannot reach the S3 endpoint {endpoint} for {path}: {text}; "
-                               f"{S3_UNREACHABLE_HINT}") from exc
-        if "NoSuchBucket" in text or "does not exist" in text:
-            raise StorageError(f"S3 bucket '{urlsplit(path).netloc}' does not exist at {endpoint} (path {path}); "
-                               "create it or fix [storage] root / MLPIPE_ROOT (and [s3] endpoint_url)") from exc
-        raise StorageError(f"S3 request for {path} at {endpoint} (through pyarrow) failed: {text}; check [s3] "
-                           "endpoint_url and region_name in luigi.cfg, the credentials, and that the endpoint "
-                           "is up") from exc
-
-
 def parquet_from_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(data), columns=columns, engine="pyarrow")
 
@@ -527,17 +348,11 @@ def _ensure_parent(target) -> None:
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
-        blocker = _blocking_file(target.path)
+        blocker = blocking_file(target.path)
         why = f"{blocker} is a file, not a directory" if blocker else exc.strerror
         raise StorageError(
             f"cannot create directory {parent!r}: {why}; check that the storage root "
             "([storage] root in luigi.cfg or MLPIPE_ROOT) is writable"
-            + (" and has free space" if exc.errno in _FULL else "")) from exc
+            + (" and has free space" if exc.errno in DISK_FULL else "")) from exc
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (dt.date, dt.datetime)):
-        return obj.isoformat()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

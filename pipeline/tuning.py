@@ -6,22 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # scikit-learn is imported where it is used, so `import tasks` stays fast
-    from sklearn.pipeline import Pipeline
-
-from pipeline import evaluation, training
-
-FAMILIES = ("hgb", "logreg")  # the binary task's
-TASK_FAMILIES = {"binary": FAMILIES, "regression": ("hgb", "linear")}
-
-# The loader's allow-list (what skops reports as untrusted for fitted estimators of TASK_FAMILIES)
-# is kept beside the loader, in pipeline.training.
-TRUSTED_TYPES = training.TRUSTED_TYPES
+from pipeline.estimators import FAMILIES, TrainingError, build_estimator, check_families, model_inputs
+from pipeline.metrics import check_problem
 
 # The search space; hgb's max_iter (and early_stopping) stay those of the configured model.
 SPACES: dict[str, dict[str, tuple]] = {
@@ -30,58 +20,6 @@ SPACES: dict[str, dict[str, tuple]] = {
     "logreg": {"C": (0.01, 0.1, 1.0, 10.0)},
     "linear": {"alpha": (0.1, 1.0, 10.0, 100.0)},
 }
-MIN_CATEGORY_ROWS = 10  # rarer categories share one "infrequent" one-hot column (logreg, linear)
-
-
-def check_families(families: list[str], task: str) -> None:
-    valid = TASK_FAMILIES[evaluation.check_task(task)]
-    unknown = [f for f in families if f not in valid]
-    if unknown or not families:
-        raise ValueError(f"unknown or no model families {list(families)}; expected some of {valid}"
-                         + ("" if task == "binary" else f" (the families for a {task} target)"))
-
-
-def build_estimator(family: str, params: dict, numeric: list[str], categorical: list[str],
-                    random_state: int, task: str = "binary") -> Pipeline:
-    """An unfitted estimator of `family` (one of TASK_FAMILIES[task]) taking
-    training.feature_matrix's columns."""
-    valid = TASK_FAMILIES[evaluation.check_task(task)]
-    if family not in valid and any(family in names for names in TASK_FAMILIES.values()):
-        raise ValueError(f"model family {family!r} does not fit a {task} target; expected one of {valid}")
-    if family not in valid:
-        raise ValueError(f"unknown model family {family!r}; expected one of {valid}")
-    if family == "hgb":
-        return training.make_estimator(numeric, categorical,
-                                       training.Hyperparameters(**params, random_state=random_state), task)
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import Pipeline
-
-    if family == "logreg":
-        model = LogisticRegression(C=params["C"], max_iter=params.get("max_iter", 500),
-                                   random_state=random_state)
-    else:
-        model = Ridge(alpha=params["alpha"], random_state=random_state)
-    return Pipeline([("encode", _linear_encoder(numeric, categorical)), ("model", model)])
-
-
-def _linear_encoder(numeric: list[str], categorical: list[str]):
-    """What linear models take: categories one-hot (missing is a category of its own, rare ones
-    pooled), numbers median-imputed with a missing indicator and standardised."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    return ColumnTransformer(
-        [("categorical", Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-            ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                     min_frequency=MIN_CATEGORY_ROWS))]), categorical),
-         ("numeric", Pipeline([
-             ("impute", SimpleImputer(strategy="median", add_indicator=True)),
-             ("scale", StandardScaler())]), numeric)],
-        verbose_feature_names_out=False,
-    )
 
 
 def time_folds(days: list[dt.date], folds: int, min_train_days: int = 7
@@ -100,17 +38,17 @@ def time_folds(days: list[dt.date], folds: int, min_train_days: int = 7
     return [(ordered[:block[0]], ordered[block[0]:block[-1] + 1]) for block in blocks]
 
 
-def candidates(base: dict, trials: int, families: list[str], seed: int, task: str = "binary") -> list[dict]:
+def candidates(base: dict, trials: int, families: list[str], seed: int, problem: str) -> list[dict]:
     """`trials` distinct specs {"family", "params"}: first the configured hgb model (`base`, its
     hyperparameters without random_state), then draws from SPACES without replacement, taking the
-    requested families (of TASK_FAMILIES[task]) in turn; fewer when the space runs out."""
-    check_families(families, task)
+    requested families (of FAMILIES[problem]) in turn; fewer when the space runs out."""
+    check_families(families, problem)
     base = {k: v for k, v in base.items() if k != "random_state"}  # the search's random_state rules
     rng = np.random.default_rng(seed)
-    # One shuffled grid per family, always drawn in the task's family order so that a family's
+    # One shuffled grid per family, always drawn in the problem's family order so that a family's
     # sequence for a seed does not depend on which other families are searched.
     draws = {}
-    for family in TASK_FAMILIES[task]:
+    for family in FAMILIES[problem]:
         space = SPACES[family]
         grid = list(itertools.product(*space.values()))
         draws[family] = iter([dict(zip(space, grid[i])) for i in rng.permutation(len(grid))])
@@ -132,7 +70,7 @@ def candidates(base: dict, trials: int, families: list[str], seed: int, task: st
 
 def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical: list[str],
            target: str, base: dict, trials: int, families: list[str], folds: int, seed: int,
-           random_state: int, max_train_rows: int = 0, task: str = "binary") -> tuple[dict, list[dict]]:
+           random_state: int, problem: str, max_train_rows: int = 0) -> tuple[dict, list[dict]]:
     """Score every spec of candidates(...) by its mean ROC AUC (binary) or RMSE (regression) over
     time_folds of the labelled rows of `frame` (`day`, aligned with it, holds each row's date as a
     date or "YYYY-MM-DD"). Returns (the best spec: highest mean AUC or lowest mean RMSE, earliest on
@@ -142,8 +80,8 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
         raise ValueError(f"trials must be >= 1 (got {trials}): trial 0 is the configured model")
     if len(day) != len(frame):
         raise ValueError(f"day has {len(day)} value(s) but frame has {len(frame)} row(s)")
-    binary = evaluation.check_task(task) == "binary"
-    check_families(families, task)
+    binary = check_problem(problem) == "binary"
+    check_families(families, problem)
     labelled = frame[target].notna().to_numpy()
     rows = frame.loc[labelled]
     dates = pd.to_datetime(pd.Series(day.to_numpy()[labelled])).dt.date.to_numpy()
@@ -156,18 +94,18 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
         # AUC needs both classes on both sides; a regressor needs a target that varies to learn from
         for part, name in ((train, "training"), (valid, "validation"))[:2 if binary else 1]:
             if part[target].nunique() < 2:
-                raise training.TrainingError(
+                raise TrainingError(
                     f"fold {k} ({valid_days[0]} to {valid_days[-1]}): its {name} rows hold only one "
                     f"{'class' if binary else 'value'} of '{target}'; use fewer folds or a longer window")
-        data.append([training.model_inputs(part, numeric, categorical, target, task) for part in (train, valid)])
+        data.append([model_inputs(part, numeric, categorical, target, problem) for part in (train, valid)])
     from sklearn.metrics import roc_auc_score, root_mean_squared_error
 
     score_name, sign = ("roc_auc", 1.0) if binary else ("rmse", -1.0)  # sign: larger is better
     records = []
-    for i, spec in enumerate(candidates(base, trials, families, seed, task)):
+    for i, spec in enumerate(candidates(base, trials, families, seed, problem)):
         started, scores = time.perf_counter(), []
         for (X_train, y_train), (X_valid, y_valid) in data:
-            estimator = build_estimator(spec["family"], spec["params"], numeric, categorical, random_state, task)
+            estimator = build_estimator(spec["family"], spec["params"], numeric, categorical, random_state, problem)
             estimator.fit(X_train, y_train)
             if binary:
                 scores.append(float(roc_auc_score(y_valid, estimator.predict_proba(X_valid)[:, 1])))

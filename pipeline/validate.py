@@ -31,18 +31,8 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
 
     Raises ContractViolation when a column is missing, the drop is empty, a column's null rate is
     above its limit, or more than `max_bad_fraction` of the rows broke a rule."""
-    missing = [c for c in contract.names if c not in df.columns]
-    if missing:
-        raise ContractViolation(
-            f"{source}: missing required column(s) {missing} of table '{contract.name}' "
-            "(rule: required_columns); ask the upstream system to re-deliver the file with them")
+    _check_shape(df, contract, source)
     n = len(df)
-    if n < contract.min_rows:
-        raise ContractViolation(
-            f"{source}: table '{contract.name}' has {n} rows, the contract requires at least "
-            f"{contract.min_rows} (rule: min_rows); an empty drop where data is expected usually "
-            "means the upstream export failed: ask for a re-delivery")
-
     nulls = {c.name: np.asarray(df[c.name].isna(), dtype=bool) for c in contract.columns}
     failures = _row_failures(df, contract, date, nulls)
     counts = {rule: int(mask.sum()) for rule, mask in failures.items()}
@@ -50,16 +40,7 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
     for mask in failures.values():
         bad |= mask
 
-    null_counts = {name: int(np.count_nonzero(mask)) for name, mask in nulls.items()}
-    null_rates = {name: k / n if n else 0.0 for name, k in null_counts.items()}
-    for col in contract.columns:
-        if col.max_null_fraction is not None and null_rates[col.name] > col.max_null_fraction:
-            raise ContractViolation(
-                f"{source}: column '{col.name}' is null in {null_counts[col.name]} of {n} "
-                f"rows ({null_rates[col.name]:.1%}), above the contract's limit of "
-                f"{col.max_null_fraction:.1%} (rule: max_null_fraction); check the upstream export "
-                "of that column and ask for a re-delivery")
-
+    null_rates = _check_null_rates(nulls, contract, source, n)
     n_bad = int(bad.sum())
     if n and n_bad / n > contract.max_bad_fraction:
         worst = ", ".join(f"{rule}: {k}" for rule, k in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
@@ -86,6 +67,34 @@ def validate_table(df: pd.DataFrame, contract: TableContract, source: str,
         "warnings": warnings,
     }
     return ValidationResult(clean, quarantine.reset_index(drop=True), report)
+
+
+def _check_shape(df: pd.DataFrame, contract: TableContract, source: str) -> None:
+    """Every required column is there, and at least the contract's minimum of rows."""
+    missing = [c for c in contract.names if c not in df.columns]
+    if missing:
+        raise ContractViolation(
+            f"{source}: missing required column(s) {missing} of table '{contract.name}' "
+            "(rule: required_columns); ask the upstream system to re-deliver the file with them")
+    if len(df) < contract.min_rows:
+        raise ContractViolation(
+            f"{source}: table '{contract.name}' has {len(df)} rows, the contract requires at least "
+            f"{contract.min_rows} (rule: min_rows); an empty drop where data is expected usually "
+            "means the upstream export failed: ask for a re-delivery")
+
+
+def _check_null_rates(nulls: dict[str, np.ndarray], contract: TableContract, source: str, n: int) -> dict:
+    """Each column's null rate, after checking it against the column's max_null_fraction."""
+    null_counts = {name: int(np.count_nonzero(mask)) for name, mask in nulls.items()}
+    null_rates = {name: k / n if n else 0.0 for name, k in null_counts.items()}
+    for col in contract.columns:
+        if col.max_null_fraction is not None and null_rates[col.name] > col.max_null_fraction:
+            raise ContractViolation(
+                f"{source}: column '{col.name}' is null in {null_counts[col.name]} of {n} "
+                f"rows ({null_rates[col.name]:.1%}), above the contract's limit of "
+                f"{col.max_null_fraction:.1%} (rule: max_null_fraction); check the upstream export "
+                "of that column and ask for a re-delivery")
+    return null_rates
 
 
 def _labels(failures: dict[str, np.ndarray], bad: np.ndarray) -> list[str]:

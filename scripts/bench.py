@@ -1,4 +1,4 @@
-"""Performance benchmarks of issue 7: every timing is a ratio against a reference measured in the
+"""Performance benchmarks: every timing is a ratio against a reference measured in the
 same run on the same data; absolute seconds are printed beside it for information.
 
     scripts/bench.sh [--quick] [--output FILE.json] [--workdir DIR] [--keep]
@@ -111,172 +111,6 @@ class Env:
             raise SystemExit(f"bench: {' '.join(argv[:4])}... exited {proc.returncode}; see {self.dir}/commands.log")
         return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "returncode": proc.returncode,
                 "stdout": stdout}
-
-
-# ---- measurements (run in a fresh process by Env.measure) --------------------------------------
-
-def _build(task) -> float:
-    import luigi
-
-    started = time.perf_counter()
-    ok = luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
-    seconds = time.perf_counter() - started
-    if not ok:
-        raise SystemExit(f"luigi failed to build {task}")
-    return seconds
-
-
-def m_stages(date: str, repeats: int) -> dict:
-    """Ingest + validate + features of one day through luigi: FeaturePartition(date) with only
-    the day's raw and clean partitions missing (its history and the aircraft table present).
-    Run `repeats` times in this process (the day's outputs removed before each), like the
-    references: the best run is the figure, the first (cold: lazy imports, caches) is reported."""
-    from tasks import FeaturePartition
-    from tasks.config import get_storage
-
-    d = dt.date.fromisoformat(date)
-    times = []
-    for _ in range(repeats):
-        remove_day(Path(get_storage().root), d)
-        times.append(_build(FeaturePartition(date=d)))
-    return {"seconds": min(times), "first_run_seconds": times[0]}
-
-
-def m_floor(date: str, repeats: int) -> dict:
-    """The I/O floor: pyarrow reading the day's flights CSV and writing the features Parquet."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from pipeline.landing import landing_file
-    from tasks import FeaturePartition
-    from tasks.config import get_storage
-
-    d = dt.date.fromisoformat(date)
-    table = pq.read_table(FeaturePartition(date=d).output().path)
-    source = landing_file(get_storage().landing, "flights", d)
-    scratch = os.path.join(tempfile.mkdtemp(), "features.parquet")
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        pacsv.read_csv(source)
-        pq.write_table(table, scratch)
-        times.append(time.perf_counter() - started)
-    return {"seconds": min(times), "rows": table.num_rows}
-
-
-def m_inprocess(date: str, repeats: int) -> dict:
-    """The same transformations in one process, without luigi or intermediate files: parse and
-    validate the day's landing files, summarise its flights for later days, build the features
-    from them (and the stored history summaries and aircraft table the luigi run reads too),
-    write the features Parquet."""
-    from pipeline import ingest, validate
-    from pipeline import storage as st
-    from tasks import CleanPartition, CleanReference, FeaturePartition
-    from tasks.base import concat_frames, dataset
-    from tasks.config import get_storage
-
-    d = dt.date.fromisoformat(date)
-    store = get_storage()
-    task = FeaturePartition(date=d)
-    scratch = store.target(os.path.join(tempfile.mkdtemp(), "features.parquet"))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        clean = {}
-        for table, contract in dataset.daily_tables.items():
-            target = store.target(store.landing_path(dataset.landing_path(table, d)))
-            parsed = ingest.parse_landing(st.read_bytes(target), target.path, contract, dataset.formats[table])
-            clean[table] = validate.validate_table(parsed, contract, target.path, d).clean
-        dataset.history_rows(clean[dataset.target.table], d)  # what later days' features read
-        planes = st.read_parquet(CleanReference(table="planes").clean_target())
-        history = concat_frames([CleanPartition(table=dataset.target.table, date=h).history_summary()
-                                 for h in task.history_days()])
-        frame = dataset.feature_frame(clean, {"planes": planes}, history, d, task.history_window)
-        st.write_parquet(scratch, frame)
-        times.append(time.perf_counter() - started)
-    return {"seconds": min(times), "rows": len(frame)}
-
-
-def _fresh(task):
-    """`task` with its stored outputs removed (a rerun of the benchmark measures it again)."""
-    from tasks import ops
-    from tasks.config import get_storage
-
-    for path in ops.removable_paths(task):
-        get_storage().remove(path)
-    return task
-
-
-def m_task(task: str, date: str) -> dict:
-    """One task of the nightly chain whose inputs all exist."""
-    import tasks
-
-    return {"seconds": _build(_fresh(getattr(tasks, task)(date=dt.date.fromisoformat(date))))}
-
-
-def m_training(date: str) -> dict:
-    """CandidateModel(date) through luigi, then a bare scikit-learn fit of the same estimator on
-    the very rows the task trained on, under the same thread limit."""
-    from threadpoolctl import threadpool_limits
-
-    from pipeline import storage as st
-    from pipeline import training
-    from tasks import CandidateModel
-    from tasks.config import compute
-
-    from tasks.base import dataset, read_partitions
-    from tasks.model import feature_targets, model_columns
-
-    d = dt.date.fromisoformat(date)
-    task = _fresh(CandidateModel(date=d))
-    seconds = _build(task)
-    meta = st.read_json(task.files()["metadata"])
-    train_days, _ = task.windows()
-    X, y = training.training_rows(read_partitions(feature_targets(train_days), model_columns()),
-                                  dataset.numeric_features, dataset.categorical_features, dataset.target.name,
-                                  task.max_train_rows, task.random_state)
-    estimator = training.make_estimator(dataset.numeric_features, dataset.categorical_features, task.hyperparameters)
-    with threadpool_limits(limits=compute().threads):
-        started = time.perf_counter()
-        estimator.fit(X, y)
-        bare = time.perf_counter() - started
-    return {"seconds": seconds, "bare_fit_seconds": bare, "rows_trained": meta["rows_trained"],
-            "rows_available": meta["rows_available"], "bare_rows": int(len(y))}
-
-
-def m_noop(start: str, end: str, s3_endpoint: str | None = None) -> dict:
-    """A no-op check of [start, end] (every output present): NightlyRange through luigi; with
-    an S3 endpoint, every request the check sends is counted (botocore's before-send event)."""
-    import luigi
-
-    from tasks import NightlyRange
-    from tasks.config import get_storage
-
-    requests: list = []
-    if s3_endpoint:
-        client = get_storage().s3_client.s3.meta.client
-        client.meta.events.register("before-send.s3", lambda request, **_: requests.append(request.method))
-    task = NightlyRange(start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
-    started = time.perf_counter()
-    ok = luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
-    seconds = time.perf_counter() - started
-    if not ok or task.requires():
-        raise SystemExit(f"the no-op check of {start}..{end} found work to do: {task.requires()[:3]}")
-    return {"seconds": seconds, "requests": len(requests),
-            "by_method": {m: requests.count(m) for m in sorted(set(requests))}}
-
-
-MEASURES = {"stages": m_stages, "floor": m_floor, "inprocess": m_inprocess, "task": m_task,
-            "training": m_training, "noop": m_noop}
-
-
-# ---- scenarios -------------------------------------------------------------------------------
-
-def remove_day(root: Path, date: dt.date) -> None:
-    """Every output of `date` (raw zone included; not the landing files): the day runs again."""
-    for directory in sorted(root.glob(f"**/date={date.isoformat()}")):
-        if "landing" not in directory.relative_to(root).parts:
-            shutil.rmtree(directory)
 
 
 def per_day_scenario(base: Path, p: dict, rows: int, log, train: bool) -> dict:
@@ -483,7 +317,7 @@ def figures(results: dict, p: dict) -> list[dict]:
     add(f"ingest+validate+features, {ref['rows']:,} rows, luigi vs I/O floor", round(r, 2), "<= 4x", r <= 4,
         f"{ref['luigi_seconds']:.2f} s vs {ref['floor_seconds']:.2f} s")
     r = ref["luigi_seconds"] / ref["inprocess_seconds"]
-    add(f"the same, luigi vs in-process pandas/pyarrow", round(r, 2), "<= 1.3x", r <= 1.3,
+    add("the same, luigi vs in-process pandas/pyarrow", round(r, 2), "<= 1.3x", r <= 1.3,
         f"{ref['luigi_seconds']:.2f} s vs {ref['inprocess_seconds']:.2f} s")
     t = ref["training"]
     r = t["seconds"] / t["bare_fit_seconds"]
@@ -508,7 +342,7 @@ def figures(results: dict, p: dict) -> list[dict]:
         counts = ", ".join(f"{s['days']} d: {s['requests']}" for s in series)
         last = series[-1]
         months = max(1, round(last["days"] / 30.4))
-        add(f"no-op check on S3 (moto), requests by span", last["requests"],
+        add("no-op check on S3 (moto), requests by span", last["requests"],
             "grows with months, not days x stages", last["requests"] <= 4 * months + 8, counts)
     by_rows = {s["rows"]: s["luigi_seconds"] for s in scales}
     a, b_, c = p["scales"]
@@ -544,10 +378,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["_measure"]:
-        print(json.dumps(MEASURES[argv[1]](**json.loads(argv[2]))))
-        return 0
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data: checks the script in about a minute")
     parser.add_argument("--output", default=None, help="write the figures as JSON here (default: bench.json in the workdir)")
@@ -561,7 +392,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the scenarios already in --output (each scenario's figures are ratios of "
                              "measurements made within it) and run the others")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_measure"]:
+        from bench_measures import MEASURES
+
+        print(json.dumps(MEASURES[argv[1]](**json.loads(argv[2]))))
+        return 0
+    args = _parser().parse_args(argv)
     p = dict(QUICK if args.quick else FULL)
     if args.long_history:
         p["long_history"] = args.long_history

@@ -1,4 +1,6 @@
-"""luigi.cfg sections shared by every task: where the data lives and when the pipeline starts."""
+"""The luigi.cfg sections shared by the tasks: where the data lives, which dataset runs, when the
+pipeline starts, native threads, the deployment gate and the monitoring thresholds. Each class
+reads the section its `section` names, so no class shadows a module name."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,10 +10,24 @@ import os
 import luigi
 import luigi.configuration
 
+from pipeline import metrics
+from pipeline.dataset import Dataset
+from pipeline.description import BUILTIN, cached
 from pipeline.storage import Storage, resolve_root
 
 
-class storage(luigi.Config):  # noqa: N801 - luigi maps the class name to the [storage] section
+class Section(luigi.Config):
+    """A luigi.Config read from the luigi.cfg section `section` (luigi reads a Config's section by
+    its task family, which is the class name unless given)."""
+    section = ""
+
+    @classmethod
+    def get_task_family(cls):
+        return cls.section or super().get_task_family()
+
+
+class StorageConfig(Section):
+    section = "storage"
     root = luigi.Parameter(
         default="",
         description="Storage root for every output; $MLPIPE_ROOT overrides it; empty means the project's var/")
@@ -24,16 +40,19 @@ class storage(luigi.Config):  # noqa: N801 - luigi maps the class name to the [s
 def dataset_path() -> str:
     """The dataset description (TOML) the pipeline runs: `mlpipe --dataset` (which sets
     $MLPIPE_DATASET), else $MLPIPE_DATASET, else [dataset] path in luigi.cfg, else the flights
-    data (pipeline/flights.toml). Read straight from the configuration, not through a
-    luigi.Config class: the stages ask for it at every use, and resolving a luigi.Config costs
-    ~0.1 ms each time (it made building a task's output path 3x slower)."""
-    from pipeline.dataset import BUILTIN
-
+    data. Read straight from the configuration, not through a luigi.Config class: the stages ask
+    for it at every use, and resolving a luigi.Config costs ~0.1 ms each time."""
     return (os.environ.get("MLPIPE_DATASET") or luigi.configuration.get_config().get("dataset", "path", "")
             or BUILTIN)
 
 
-class pipeline(luigi.Config):  # noqa: N801 - [pipeline] section
+def current_dataset() -> Dataset:
+    """The dataset the pipeline runs (dataset_path()), loaded once per change of its file."""
+    return cached(dataset_path())
+
+
+class PipelineConfig(Section):
+    section = "pipeline"
     start_date = luigi.DateParameter(
         default=dt.date(2013, 1, 1),
         description="First day of data the pipeline uses; nothing earlier is required")
@@ -49,7 +68,7 @@ class pipeline(luigi.Config):  # noqa: N801 - [pipeline] section
 def get_storage() -> Storage:
     """The Storage for the configured root and landing zone. One per process and configuration,
     so S3/WebHDFS clients (and their connection pools) are reused across tasks and checks."""
-    cfg = storage()
+    cfg = StorageConfig()
     root = resolve_root(cfg.root)
     landing = os.environ.get("MLPIPE_LANDING") or cfg.landing
     s3_options = tuple(sorted(_section("s3").items()))
@@ -67,7 +86,8 @@ def _storage(root: str, landing: str, s3_options: tuple, hdfs_options: tuple, pi
     return Storage(root, landing=landing)
 
 
-class compute(luigi.Config):  # noqa: N801 - [compute] section
+class ComputeConfig(Section):
+    section = "compute"
     threads = luigi.IntParameter(
         default=1,
         description="Native threads per task (OpenMP, BLAS; pyarrow too while tasks run in parallel worker "
@@ -75,63 +95,59 @@ class compute(luigi.Config):  # noqa: N801 - [compute] section
                     "of magnitude when its threads compete for cores")
 
 
-def in_worker_process() -> bool:
-    """Whether this task runs in a process of its own beside others: luigi runs each task in a
-    forked child (a multiprocessing process) when it has more than one worker."""
-    import multiprocessing
+class GateConfig(Section):
+    """The deployment gate. Floors (ceilings) on the metrics of the dataset's problem kind apply;
+    those of the other kind are ignored, so one luigi.cfg serves binary and regression datasets."""
+    section = "gate"
+    min_roc_auc = luigi.OptionalFloatParameter(default=0.60, description="Binary: floor on the challenger's holdout ROC AUC (empty: none)")
+    min_average_precision = luigi.OptionalFloatParameter(default=None, description="Binary: floor on holdout average precision (empty: none)")
+    max_log_loss = luigi.OptionalFloatParameter(default=None, description="Binary: ceiling on holdout log loss (empty: none)")
+    max_brier = luigi.OptionalFloatParameter(default=None, description="Binary: ceiling on holdout Brier score (empty: none)")
+    min_r2_vs_baseline = luigi.OptionalFloatParameter(
+        default=0.0, description="Regression: floor on the holdout R2 against the naive baseline (predicting the "
+                                 "training rows' mean); 0 = must beat it (empty: none)")
+    min_r2 = luigi.OptionalFloatParameter(default=None, description="Regression: floor on holdout R2 (empty: none)")
+    max_mae = luigi.OptionalFloatParameter(default=None, description="Regression: ceiling on holdout MAE (empty: none)")
+    max_rmse = luigi.OptionalFloatParameter(default=None, description="Regression: ceiling on holdout RMSE (empty: none)")
+    compare_metric = luigi.OptionalChoiceParameter(
+        choices=sorted(metrics.HIGHER_IS_BETTER), default=None, var_type=str,
+        description="Metric of the challenger-vs-production comparison (empty: roc_auc for binary, r2_vs_baseline "
+                    "for regression; the tolerance is in its units)")
+    tolerance = luigi.FloatParameter(
+        default=0.02, description="How much worse than production the challenger may be, at the interval's lower end")
+    bootstrap_samples = luigi.IntParameter(default=1000, description="Paired bootstrap resamples of the holdout rows")
+    confidence = luigi.FloatParameter(default=0.95, description="Confidence of the bootstrap interval")
+    seed = luigi.IntParameter(default=0, description="Seed of the bootstrap resampling and of the holdout sample")
+    max_eval_rows = luigi.IntParameter(
+        default=20_000, description="Labelled holdout rows the gate scores and resamples (a seeded uniform sample "
+                                    "when there are more); 0 = all")
 
-    return multiprocessing.parent_process() is not None
+    def rules(self, problem: str) -> dict:
+        """The gate's rules for a target of `problem` kind, as pipeline.evaluation takes them."""
+        floors = {"roc_auc": self.min_roc_auc, "average_precision": self.min_average_precision,
+                  "log_loss": self.max_log_loss, "brier": self.max_brier, "mae": self.max_mae,
+                  "rmse": self.max_rmse, "r2": self.min_r2, "r2_vs_baseline": self.min_r2_vs_baseline}
+        compare = self.compare_metric or metrics.DEFAULT_COMPARE_METRIC[problem]
+        if compare not in metrics.PROBLEM_METRICS[problem]:
+            raise ValueError(f"[gate] compare_metric = {compare} is not a metric of a {problem} target; choose one "
+                             f"of {list(metrics.PROBLEM_METRICS[problem])} or leave it empty")
+        return {"floors": {k: v for k, v in floors.items() if v is not None and k in metrics.PROBLEM_METRICS[problem]},
+                "tolerance": self.tolerance, "compare_metric": compare, "bootstrap_samples": self.bootstrap_samples,
+                "confidence": self.confidence, "seed": self.seed, "max_eval_rows": self.max_eval_rows}
 
 
-def limit_threads(run=None, *, openmp: bool = True):
-    """Decorate a task's run() to cap native thread pools at [compute] threads: OpenMP and BLAS
-    always; pyarrow's CPU pool (CSV parsing, Parquet decoding, conversions) when the task runs in a
-    worker process beside others -- alone (one worker) it keeps every core, in parallel workers
-    each task's threads would otherwise compete for the same cores.
-
-    threadpoolctl caps only the libraries already loaded, and scikit-learn (with its OpenMP
-    runtime) is imported lazily inside run(): with `openmp` (for tasks that fit or predict) the
-    runtime is loaded first, or the cap would silently not apply to it. Data tasks pass
-    openmp=False and do not pay for importing scikit-learn."""
-    if run is None:
-        return functools.partial(limit_threads, openmp=openmp)
-
-    @functools.wraps(run)
-    def wrapper(self):
-        import pyarrow as pa
-        from threadpoolctl import threadpool_limits
-
-        if openmp:
-            import sklearn.utils._openmp_helpers  # noqa: F401 - loads the OpenMP runtime to be capped
-        threads = compute().threads
-        previous = pa.cpu_count()
-        if in_worker_process():
-            pa.set_cpu_count(max(1, min(threads, previous)))
-        try:
-            with threadpool_limits(limits=threads):
-                return run(self)
-        finally:
-            pa.set_cpu_count(previous)
-    return wrapper
-
-
-def preload_for_workers(models: bool) -> None:
-    """Import, once and in this process, what the tasks import lazily inside run(). With more
-    than one worker luigi forks a process per task, and each child would import them again:
-    pyarrow.parquet and friends cost ~0.1 s a task, scikit-learn, skops and matplotlib ~2 s a
-    model task. `models`: the run includes model stages."""
-    import luigi.contrib.hdfs.target  # noqa: F401
-    import pyarrow.pandas_compat  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-    import threadpoolctl  # noqa: F401
-
-    if models:
-        import matplotlib  # noqa: F401
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-        import skops.io  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
-        import sklearn.inspection  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        import sklearn.utils._openmp_helpers  # noqa: F401
+class MonitorConfig(Section):
+    section = "monitor"
+    feature_psi = luigi.FloatParameter(
+        default=0.25, description="Alert when the PSI of a per-row feature ([features] drift_alert of the dataset) "
+                                  "exceeds this")
+    prediction_psi = luigi.FloatParameter(
+        default=2.0, description="Alert when the PSI of the day's predictions vs the training scores exceeds this")
+    min_auc = luigi.FloatParameter(default=0.50, description="Binary: alert when the day's realized ROC AUC is below this")
+    min_r2 = luigi.FloatParameter(
+        default=0.0, description="Regression: alert when the day's realized R2 against the naive baseline (the "
+                                 "model's training mean) is below this")
+    fail_on_alert = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING, significant=False,
+        description="`mlpipe run` exits with MONITORING_ALERT (50) when the day's monitoring raised an alert "
+                    "and nothing else failed")

@@ -10,12 +10,16 @@ from __future__ import annotations
 import luigi
 
 from pipeline import ingest, validate
+from pipeline import storage as st
 from pipeline.contracts import ContractViolation
-from tasks.config import limit_threads
-from tasks.base import DailyTask, StorageMixin, dataset, days_back, pipeline, st
+from pipeline.hashing import sha256_bytes
+from pipeline.layout import (HISTORY_SUMMARY_FILE, LANDING_RECORD, PART_FILE, SNAPSHOT_FILE,
+                             VALIDATION_REPORT)
+from tasks.base import DailyTask, StorageMixin, days_back
+from tasks.config import PipelineConfig, current_dataset
+from tasks.threads import limit_threads
 
 RECENT_DAYS = 7
-LANDING_RECORD = "landing.json"
 
 
 class LandingFileChanged(RuntimeError):
@@ -23,7 +27,8 @@ class LandingFileChanged(RuntimeError):
 
 
 def _contract(table: str, reference: bool = False):
-    tables = dataset.reference_tables if reference else dataset.daily_tables
+    data = current_dataset()
+    tables = data.reference_tables if reference else data.daily_tables
     if table not in tables:
         raise ValueError(f"unknown {'reference' if reference else 'daily'} table {table!r}; "
                          f"known: {sorted(tables)}")
@@ -37,7 +42,7 @@ class LandingFile(StorageMixin, luigi.ExternalTask):
 
     def output(self):
         day = luigi.DateParameter().parse(self.date) if self.date else None
-        return self.store.target(self.store.landing_path(dataset.landing_path(self.table, day)))
+        return self.store.target(self.store.landing_path(current_dataset().landing_path(self.table, day)))
 
 
 class _Ingest:
@@ -53,7 +58,7 @@ class _Ingest:
         source = self.input().path
         stamp = st.stamp(self.input())  # before reading: a file replaced meanwhile shows a newer stamp
         data = st.read_bytes(self.input())
-        frame = ingest.parse_landing(data, source, _contract(self.table, reference), dataset.formats[self.table])
+        frame = ingest.parse_landing(data, source, _contract(self.table, reference), current_dataset().formats[self.table])
         record = {**ingest.landing_record(data, source), "stamp": stamp, "rows": len(frame),
                   "rows_with_parse_errors": int(frame[ingest.PARSE_ERRORS].notna().sum())}
         previous = self.landing_record()
@@ -76,7 +81,7 @@ def delivered_sha256(landing, sha256: str, stamp: str | None) -> str | None:
         return None
     if stamp is not None and now == stamp:
         return sha256
-    return st.sha256_bytes(st.read_bytes(landing))
+    return sha256_bytes(st.read_bytes(landing))
 
 
 class RawPartition(DailyTask, _Ingest):
@@ -90,7 +95,7 @@ class RawPartition(DailyTask, _Ingest):
         return LandingFile(table=self.table, date=self.date.isoformat())
 
     def output(self):
-        return self.store.file(self.store.partition("raw", self.table, self.date), "part-0.parquet")
+        return self.store.file(self.store.partition("raw", self.table, self.date), PART_FILE)
 
     def complete(self):
         if not self.output().exists():
@@ -115,7 +120,7 @@ class RawReference(StorageMixin, luigi.Task, _Ingest):
         return LandingFile(table=self.table)
 
     def output(self):
-        return self.store.file(self.store.partition("raw", self.table), "snapshot.parquet")
+        return self.store.file(self.store.partition("raw", self.table), SNAPSHOT_FILE)
 
     @limit_threads(openmp=False)
     def run(self):
@@ -125,10 +130,10 @@ class RawReference(StorageMixin, luigi.Task, _Ingest):
 class _Validate:
     def outputs(self, date):
         s = self.store
-        return {"clean": s.file(s.partition("clean", self.table, date), "part-0.parquet"),
-                "quarantine": s.file(s.partition("quarantine", self.table, date), "part-0.parquet"),
-                "report": s.file(s.partition("validation", self.table, date), "report.json"),
-                "summary": s.file(s.partition("clean", self.table, date), "summary.parquet"),
+        return {"clean": s.file(s.partition("clean", self.table, date), PART_FILE),
+                "quarantine": s.file(s.partition("quarantine", self.table, date), PART_FILE),
+                "report": s.file(s.partition("validation", self.table, date), VALIDATION_REPORT),
+                "summary": s.file(s.partition("clean", self.table, date), HISTORY_SUMMARY_FILE),
                 "flag": s.flag(s.partition("clean", self.table, date))}
 
     def validate(self, date, reference: bool, recent: list[int] | None) -> None:
@@ -147,8 +152,9 @@ class _Validate:
         st.write_parquet(out["quarantine"], result.quarantine)
         st.write_json(out["report"], report)
         st.write_parquet(out["clean"], result.clean)
-        if date is not None and self.table == dataset.target.table and dataset.history_summary:
-            st.write_parquet(out["summary"], dataset.history_rows(result.clean, date))  # what later days' features read
+        summary = current_dataset().stored_history(self.table, result.clean, date)
+        if summary is not None:
+            st.write_parquet(out["summary"], summary)
         st.write_flag(out["flag"])
         r = result.report
         self.set_status_message(f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
@@ -168,7 +174,7 @@ class CleanPartition(DailyTask, _Validate):
 
     def recent_row_counts(self) -> list[int]:
         counts = []
-        for day in days_back(self.date, RECENT_DAYS, pipeline().start_date):
+        for day in days_back(self.date, RECENT_DAYS, PipelineConfig().start_date):
             report = self.outputs(day)["report"]
             if report.exists():
                 counts.append(st.read_json(report)["rows_in"])
@@ -181,11 +187,11 @@ class CleanPartition(DailyTask, _Validate):
         """The day as later days' features see it in their history (Dataset.history_rows): its
         summary when the dataset summarizes days (stored beside the clean rows; computed from them
         for a partition validated before summaries were stored), else its rows."""
-        target = self.outputs(self.date)["summary"]
-        if dataset.history_summary and target.exists():
+        data, target = current_dataset(), self.outputs(self.date)["summary"]
+        if data.history_summary and target.exists():
             return st.read_parquet(target)
-        clean = st.read_parquet(self.clean_target(), columns=dataset.history_load_columns())
-        return dataset.history_rows(clean, self.date)
+        clean = st.read_parquet(self.clean_target(), columns=data.history_load_columns())
+        return data.history_rows(clean, self.date)
 
     def delivery_change(self) -> tuple[str, str] | None:
         """(sha256 the day was validated from, sha256 of the landing file now) when the landing

@@ -1,15 +1,38 @@
-"""The nightly entry point: everything for one day, from landing files to monitoring."""
+"""The nightly entry point (everything for one day, from landing files to monitoring), the backfill
+of a range, and the one list of the pipeline's stages that backfill, plan, invalidate and the
+command line read."""
 from __future__ import annotations
 
 import datetime as dt
 
 import luigi
 
-from tasks.base import complete_dates, dataset, pipeline
+from tasks.base import complete_dates
+from tasks.config import PipelineConfig, current_dataset
 from tasks.data import CleanPartition
 from tasks.features import FeaturePartition
 from tasks.model import CandidateModel, Deployment, ModelEvaluation
 from tasks.serving import ModelMonitoring, Predictions
+
+# The stages, in pipeline order, by the name `--stage` takes. The data stages run from the start
+# date on; the model stages from the first deploy date (start_date + warmup_days).
+STAGES = {"clean": CleanPartition, "features": FeaturePartition, "candidate": CandidateModel,
+          "evaluation": ModelEvaluation, "deployment": Deployment, "predictions": Predictions,
+          "monitoring": ModelMonitoring}
+DATA_STAGES = ("clean", "features")
+
+
+def stage_tasks(stage: str, day: dt.date) -> list:
+    """The tasks of `stage` for `day`: one per daily table for clean, else one."""
+    if stage == "clean":
+        return [CleanPartition(table=t, date=day) for t in current_dataset().daily_tables]
+    return [STAGES[stage](date=day)]
+
+
+def day_tasks(day: dt.date) -> list:
+    """Every stage's tasks for `day`, in pipeline order (the data stages only before the first deploy date)."""
+    first = PipelineConfig().first_deploy_date
+    return [task for stage in STAGES if stage in DATA_STAGES or day >= first for task in stage_tasks(stage, day)]
 
 
 class PipelineDateError(ValueError):
@@ -21,7 +44,7 @@ class NightlyPipeline(luigi.WrapperTask):
     date = luigi.DateParameter(description="The day to process, usually yesterday")
 
     def requires(self):
-        cfg = pipeline()
+        cfg = PipelineConfig()
         if self.date < cfg.start_date:
             raise PipelineDateError(
                 f"{self.date} is before the pipeline's start_date {cfg.start_date} ([pipeline] start_date "
@@ -34,7 +57,7 @@ class NightlyPipeline(luigi.WrapperTask):
     def bulk_complete(cls, parameter_tuples):
         """Complete dates with a few listings (one per output prefix), not requests per date."""
         days = list(parameter_tuples)
-        first = pipeline().first_deploy_date
+        first = PipelineConfig().first_deploy_date
         early = [d for d in days if d < first]
         late = [d for d in days if d >= first]
         done = set(FeaturePartition.bulk_complete(early)) if early else set()
@@ -43,17 +66,12 @@ class NightlyPipeline(luigi.WrapperTask):
         return sorted(done)
 
 
-STAGE_TASKS = {"nightly": None, "clean": CleanPartition, "features": FeaturePartition,
-               "candidate": CandidateModel, "evaluation": ModelEvaluation, "deployment": Deployment,
-               "predictions": Predictions, "monitoring": ModelMonitoring}
-
-
 class NightlyRange(luigi.WrapperTask):
     """NightlyPipeline (or one stage) for every day of [start, end]: a backfill of whatever is
     missing. Complete days are found with one listing per output prefix, not a request per day."""
     start = luigi.DateParameter(description="First day of the range")
     end = luigi.DateParameter(description="Last day of the range (inclusive)")
-    stage = luigi.ChoiceParameter(choices=list(STAGE_TASKS), default="nightly", var_type=str,
+    stage = luigi.ChoiceParameter(choices=["nightly", *STAGES], default="nightly", var_type=str,
                                   description="The stage to backfill; 'nightly' is the whole pipeline")
 
     def requires(self):
@@ -68,13 +86,12 @@ class NightlyRange(luigi.WrapperTask):
         if self.stage == "nightly":
             done = set(NightlyPipeline.bulk_complete(days))
             return [NightlyPipeline(date=d) for d in days if d not in done]
-        cls = STAGE_TASKS[self.stage]
-        if cls not in (CleanPartition, FeaturePartition):
-            days = [d for d in days if d >= pipeline().first_deploy_date]
-        if cls is CleanPartition:
-            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in dataset.daily_tables]
+        if self.stage not in DATA_STAGES:
+            days = [d for d in days if d >= PipelineConfig().first_deploy_date]
+        if self.stage == "clean":
+            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in current_dataset().daily_tables]
         else:
-            makers = [lambda d: cls(date=d)]
+            makers = [lambda d: STAGES[self.stage](date=d)]
         missing = []
         for make in makers:
             done = set(complete_dates(make, days))

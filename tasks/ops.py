@@ -14,9 +14,15 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
+from pipeline import layout
 from pipeline import storage as st
-from tasks.base import dataset
-from tasks.config import get_storage
+from pipeline.storage_errors import StorageError
+from tasks.config import MonitorConfig, PipelineConfig, current_dataset, get_storage
+from tasks.data import CleanPartition
+from tasks.features import FeaturePartition
+from tasks.model import Deployment, ModelEvaluation
+from tasks.nightly import STAGES, day_tasks
+from tasks.serving import ModelMonitoring
 
 SCHEDULER_UNREACHABLE = 45
 MONITORING_ALERT = 50
@@ -73,16 +79,14 @@ def stage_timings(timings: list[dict]) -> dict:
 
 def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -> dict:
     """What a run of NightlyPipeline(date) did, read back from the stored outputs: for alerting."""
-    from tasks import CleanPartition, Deployment, FeaturePartition, ModelEvaluation, ModelMonitoring
-
     def read(target):
         try:
             return st.read_json(target) if target.exists() else None
-        except (FileNotFoundError, st.StorageError, ValueError):
+        except (FileNotFoundError, StorageError, ValueError):
             return None
 
     validation = {}
-    for table in dataset.daily_tables:
+    for table in current_dataset().daily_tables:
         report = read(CleanPartition(table=table, date=date).outputs(date)["report"])
         if report:
             validation[table] = {k: report[k] for k in ("rows_in", "rows_clean", "rows_quarantined",
@@ -111,15 +115,13 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
 
 
 def fail_on_alert() -> bool:
-    from tasks.serving import monitor
-
-    return monitor().fail_on_alert
+    return MonitorConfig().fail_on_alert
 
 
 def _rows(target) -> int | None:
     try:
-        return int(len(st.read_parquet(target, columns=[dataset.target.name]))) if target.exists() else None
-    except (FileNotFoundError, st.StorageError):
+        return int(len(st.read_parquet(target, columns=[current_dataset().target.name]))) if target.exists() else None
+    except (FileNotFoundError, StorageError):
         return None
 
 
@@ -142,11 +144,6 @@ def scheduler_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
 
 
 # ---- plan and invalidate ---------------------------------------------------------------------
-STAGES = {"clean": "CleanPartition", "features": "FeaturePartition", "candidate": "CandidateModel",
-          "evaluation": "ModelEvaluation", "deployment": "Deployment", "predictions": "Predictions",
-          "monitoring": "ModelMonitoring"}
-
-
 def plan(roots: list) -> list[dict]:
     """What a run of `roots` would do, without running anything: every task luigi would schedule,
     walking requirements the way luigi does (a complete task's requirements are not visited),
@@ -181,36 +178,22 @@ def plan(roots: list) -> list[dict]:
     return rows
 
 
-def _day_tasks(day: dt.date) -> list:
-    from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
-                       ModelMonitoring, Predictions)
-    from tasks.base import pipeline
-
-    out = [CleanPartition(table=t, date=day) for t in dataset.daily_tables] + [FeaturePartition(date=day)]
-    if day >= pipeline().first_deploy_date:
-        out += [CandidateModel(date=day), ModelEvaluation(date=day), Deployment(date=day),
-                Predictions(date=day), ModelMonitoring(date=day)]
-    return out
-
-
 def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> list:
     """The `stage` tasks of [start, end] and every task from the pipeline's start date to
     `last_day` that depends on them, directly or not (the deploy chain makes that every later
     decision)."""
     from luigi.task import flatten
 
-    from tasks.base import pipeline
-
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {sorted(STAGES)} (the raw zone is never removed)")
-    first = pipeline().start_date
+        raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)} (the raw zone is never removed)")
+    first = PipelineConfig().start_date
     days = [first + dt.timedelta(days=i) for i in range((max(last_day, end) - first).days + 1)]
-    tasks = {t.task_id: t for day in days for t in _day_tasks(day)}
+    tasks = {t.task_id: t for day in days for t in day_tasks(day)}
     dependents: dict[str, set] = {}
     for task in tasks.values():
         for req in flatten(task.requires()):
             dependents.setdefault(req.task_id, set()).add(task.task_id)
-    seeds = [t for t in tasks.values() if t.get_task_family() == STAGES[stage] and start <= t.date <= end]
+    seeds = [t for t in tasks.values() if isinstance(t, STAGES[stage]) and start <= t.date <= end]
     reached, stack = {}, list(seeds)
     while stack:
         task = stack.pop()
@@ -219,22 +202,20 @@ def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> l
         reached[task.task_id] = task
         stack.extend(tasks[d] for d in dependents.get(task.task_id, ()) if d in tasks)
     order = list(STAGES.values())
-    return sorted(reached.values(), key=lambda t: (t.date, order.index(t.get_task_family())))
+    return sorted(reached.values(), key=lambda t: (t.date, order.index(type(t))))
 
 
 def removable_paths(task) -> list[str]:
     """The stored outputs of `task` (whole directories for flagged outputs)."""
-    if task.get_task_family() == "CleanPartition":
+    if isinstance(task, STAGES["clean"]):
         outs = task.outputs(task.date)
         return [outs["flag"].path.rsplit("/", 1)[0], outs["quarantine"].path, outs["report"].path]
     path = task.output().path
-    return [path.rsplit("/", 1)[0]] if path.endswith("/" + st.SUCCESS) else [path]
+    return [path.rsplit("/", 1)[0]] if path.endswith("/" + layout.SUCCESS) else [path]
 
 
 def last_day_with_outputs() -> dt.date | None:
     """The latest date that has a feature partition (where the pipeline has got to)."""
-    from tasks import FeaturePartition
-
-    prefix = FeaturePartition(date=dt.date(2000, 1, 1)).output().path.split("/date=")[0]
+    prefix = layout.undated(FeaturePartition(date=dt.date(2000, 1, 1)).output().path)
     days = [name[len("date="):] for name in get_storage().listdir(prefix) if name.startswith("date=")]
     return dt.date.fromisoformat(max(days)) if days else None

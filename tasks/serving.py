@@ -1,88 +1,76 @@
 """Batch scoring with the model in production, and monitoring of those predictions."""
 from __future__ import annotations
 
-import luigi
-
-from pipeline import evaluation, monitoring, registry, scoring, training
+from pipeline import monitoring, registry, scoring
+from pipeline import storage as st
 from pipeline.dataset import DAY_COLUMN
-from tasks.config import limit_threads
-from tasks.base import DailyTask, dataset, read_frame, st
+from pipeline.estimators import feature_matrix
+from pipeline.layout import MONITORING_FILE, PART_FILE
+from pipeline.partitions import read_frame
+from tasks.base import DailyTask, Lineage, significant_params
+from tasks.config import MonitorConfig, current_dataset
 from tasks.features import FeaturePartition
-from tasks.model import deployment_lineage, load_live, with_production
+from tasks.model import Deployment, load_live, with_production
+from tasks.threads import limit_threads
 
 
-class Predictions(DailyTask):
+class Predictions(Lineage, DailyTask):
     """The day's rows scored by the model that was in production before that day."""
 
     def requires(self):
         return with_production(self.date, {"features": FeaturePartition(date=self.date)})
 
+    def lineage_inputs(self) -> list:
+        # The deployment chain that chooses the model (its lineage is the same on every day, so the
+        # first deployed day, which has no decision before it, shares the other days' path).
+        return [FeaturePartition(date=self.date), Deployment(date=self.date)]
+
     def output(self):
-        return self.store.file(self.store.partition("predictions", dataset.name, self.date,
-                                                    deployment_lineage(self.date)), "part-0.parquet")
+        return self.store.file(self.store.partition("predictions", current_dataset().name, self.date,
+                                                    self.lineage), PART_FILE)
 
     @limit_threads
     def run(self):
+        data = current_dataset()
         model, version = load_live(self.store, self.date)
-        keys = [DAY_COLUMN] + dataset.key_columns
-        features = st.read_parquet(self.input()["features"], columns=list(dict.fromkeys(keys + dataset.features)))
-        scored = scoring.score_partition(model, features, dataset.numeric_features,
-                                         dataset.categorical_features, keys, version, task=dataset.task)
+        keys = [DAY_COLUMN] + data.key_columns
+        features = st.read_parquet(self.input()["features"], columns=list(dict.fromkeys(keys + data.features)))
+        scored = scoring.score_partition(model, features, data.numeric_features,
+                                         data.categorical_features, keys, version, data.problem)
         st.write_parquet(self.output(), scored)
         self.status(f"{len(scored)} rows scored by {version or 'no model (none in production yet)'}", 100)
 
 
-class monitor(luigi.Config):  # noqa: N801 - [monitor] section
-    feature_psi = luigi.FloatParameter(
-        default=0.25, description="Alert when the PSI of a per-row feature ([features] drift_alert of the dataset) "
-                                  "exceeds this")
-    prediction_psi = luigi.FloatParameter(
-        default=2.0, description="Alert when the PSI of the day's predictions vs the training scores exceeds this")
-    min_auc = luigi.FloatParameter(default=0.50, description="Binary: alert when the day's realized ROC AUC is below this")
-    min_r2 = luigi.FloatParameter(
-        default=0.0, description="Regression: alert when the day's realized R2 against the naive baseline (the "
-                                 "model's training mean) is below this")
-    fail_on_alert = luigi.BoolParameter(
-        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-        description="`mlpipe run` exits with MONITORING_ALERT (50) when the day's monitoring raised an alert "
-                    "and nothing else failed")
-
-
-class ModelMonitoring(DailyTask):
+class ModelMonitoring(Lineage, DailyTask):
     """Realized metrics of the day's predictions, feature and prediction drift, and alerts."""
 
     def requires(self):
         return {"predictions": Predictions(date=self.date), "features": FeaturePartition(date=self.date)}
 
+    def lineage_facts(self) -> dict:
+        return {"thresholds": significant_params(MonitorConfig())}
+
     def output(self):
-        m = monitor()
-        limits = {"min_auc": m.min_auc} if dataset.task == "binary" else {"min_r2": m.min_r2}
-        phash = st.param_hash(lineage=deployment_lineage(self.date), feature_psi=m.feature_psi,
-                              prediction_psi=m.prediction_psi, **limits)
-        return self.store.file(self.store.partition("monitoring", dataset.name, self.date, phash),
-                               "monitoring.json")
+        return self.store.file(self.store.partition("monitoring", current_dataset().name, self.date, self.lineage),
+                               MONITORING_FILE)
 
     @limit_threads
     def run(self):
         predictions = st.read_parquet(self.input()["predictions"], columns=["score", "model_version"])
-        version = predictions["model_version"].dropna().unique().tolist()
-        if not version:
-            st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": None,
-                                          "alerts": [], "note": "no model in production before this day"})
+        versions = predictions["model_version"].dropna().unique().tolist()
+        if not versions:
+            st.write_json(self.output(), monitoring.nothing_to_monitor(self.date))
             self.status("nothing to monitor: no model was in production before this day", 100)
             return
-        target = dataset.target.name
-        features = read_frame(self.input()["features"], dataset.features + [target])
-        manifest = registry.Registry(self.store).manifest(version[0])
-        m = monitor()
+        data, m = current_dataset(), MonitorConfig()
+        features = read_frame(self.input()["features"], data.features + [data.target.name])
+        manifest = registry.Registry(self.store).manifest(versions[0])
         result = monitoring.monitor_day(
-            predictions["score"].to_numpy(float), features[target].to_numpy(float),
-            training.feature_matrix(features, dataset.numeric_features, dataset.categorical_features),
-            manifest["reference_profile"], dataset.drift_alert_features, m.feature_psi, m.prediction_psi,
-            m.min_auc, task=dataset.task, baseline=manifest.get("target_mean"), min_r2=m.min_r2)
-        st.write_json(self.output(), {"date": self.date.isoformat(), "model_version": version[0],
-                                      "alert_features": dataset.drift_alert_features, **result})
-        metric = evaluation.HEADLINE_METRIC[dataset.task]
-        value = result["realized"].get(metric)
-        self.status(f"realized {metric} {value if value is None else round(value, 4)}; "
-                    + (f"ALERTS: {'; '.join(result['alerts'])}" if result["alerts"] else "no alerts"), 100)
+            predictions["score"].to_numpy(float), features[data.target.name].to_numpy(float),
+            feature_matrix(features, data.numeric_features, data.categorical_features),
+            manifest["reference_profile"], data.drift_alert_features, m.feature_psi, m.prediction_psi,
+            m.min_auc, data.problem, baseline=manifest.get("target_mean"), min_r2=m.min_r2)
+        record = {"date": self.date.isoformat(), "model_version": versions[0],
+                  "alert_features": data.drift_alert_features, **result}
+        st.write_json(self.output(), record)
+        self.status(monitoring.status_line(record, data.problem), 100)

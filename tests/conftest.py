@@ -10,13 +10,18 @@ import pytest
 
 from luigi.task_register import Register
 
+import tasks  # noqa: F401 - the project's tasks are registered before any test's snapshot of the registry
+
 
 @pytest.fixture(autouse=True)
 def fresh_luigi_registry():
-    """luigi caches task and config instances by parameters; reset around every test
-    (as luigi's own test/conftest.py does)."""
+    """The task registry as it was before the test (a task class a test defines does not leak into
+    the next), and no cached task or config instances (luigi caches them by parameters): what
+    luigi's own test/conftest.py does around every test."""
+    original = Register._get_reg()
     Register.clear_instance_cache()
     yield
+    Register._set_reg(original)
     Register.clear_instance_cache()
 
 
@@ -29,28 +34,38 @@ def root(tmp_path, monkeypatch):
     return path
 
 
+class ConfigOverrides:
+    """luigi.cfg values set on top of the project's, undone by restore(): `apply({"section": {"key": value}})`."""
+
+    def __init__(self):
+        self.cfg = luigi.configuration.get_config()
+        self.saved: list[tuple[str, str, str | None]] = []
+
+    def apply(self, values: dict[str, dict[str, object]]) -> None:
+        for section, options in values.items():
+            if not self.cfg.has_section(section):
+                self.cfg.add_section(section)
+            for key, value in options.items():
+                self.saved.append((section, key, self.cfg.get(section, key, None)))
+                self.cfg.set(section, key, str(value))
+        Register.clear_instance_cache()
+
+    def restore(self) -> None:
+        for section, key, old in reversed(self.saved):
+            if old is None:
+                self.cfg.remove_option(section, key)
+            else:
+                self.cfg.set(section, key, old)
+        self.saved.clear()
+        Register.clear_instance_cache()
+
+
 @pytest.fixture
 def luigi_config():
     """Set luigi.cfg values for one test: `luigi_config({"section": {"key": value}})`."""
-    cfg = luigi.configuration.get_config()
-    saved: list[tuple[str, str, str | None]] = []
-
-    def apply(values: dict[str, dict[str, object]]) -> None:
-        for section, options in values.items():
-            if not cfg.has_section(section):
-                cfg.add_section(section)
-            for key, value in options.items():
-                saved.append((section, key, cfg.get(section, key, None)))
-                cfg.set(section, key, str(value))
-        Register.clear_instance_cache()
-
-    yield apply
-    for section, key, old in reversed(saved):
-        if old is None:
-            cfg.remove_option(section, key)
-        else:
-            cfg.set(section, key, old)
-    Register.clear_instance_cache()
+    overrides = ConfigOverrides()
+    yield overrides.apply
+    overrides.restore()
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +89,7 @@ SMALL = {
 def small_pipeline(root, luigi_config):
     """A short pipeline (deployments from 2013-01-05, tiny models) over landed demo data
     for 2013-01-01..2013-01-08."""
-    from pipeline.landing import land_demo
+    from pipeline.flights.landing import land_demo
     from tasks.config import get_storage
 
     luigi_config(SMALL)

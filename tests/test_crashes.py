@@ -211,7 +211,7 @@ def unreadable(path: Path) -> bool:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     """The upstream drop of 2013-01-01..2013-01-06, copied into each test's storage root."""
-    from pipeline.landing import land_demo
+    from pipeline.flights.landing import land_demo
 
     path = tmp_path_factory.mktemp("landed") / "landing"
     land_demo(str(path), dt.date.fromisoformat(FIRST), dt.date.fromisoformat(DATE))

@@ -121,7 +121,7 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
 
 
 def main_flights(*args: str) -> int:
-    from pipeline.dataset import BUILTIN
+    from pipeline.description import BUILTIN
     from tasks.cli import main
 
     return main(["--dataset", BUILTIN, *args])

@@ -8,7 +8,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from pipeline import dashboard, report
+from pipeline import charts, dashboard, report
 from tests.browser import INSTALL_HINT, find_chromium, screenshot
 from tests.pipeline import test_dashboard as records
 
@@ -55,9 +55,9 @@ def _dashboard_problems(image: np.ndarray) -> list[str]:
     if _coloured_bands(image) < 3:
         problems.append(f"only {_coloured_bands(image)} bands of the page are coloured")
     signatures = {
-        "performance plot (version strip)": dashboard.VERSION_COLORS[0],
-        "drift heatmap (PSI above 4x the threshold)": dashboard.PSI_COLORS[-1],
-        "importance bars": dashboard.IMPORTANCE_COLOR,
+        "performance plot (version strip)": charts.VERSION_COLORS[0],
+        "drift heatmap (PSI above 4x the threshold)": charts.PSI_COLORS[-1],
+        "importance bars": charts.IMPORTANCE_COLOR,
     }
     for plot, color in signatures.items():
         count = _pixels_near(image, color)
@@ -68,7 +68,7 @@ def _dashboard_problems(image: np.ndarray) -> list[str]:
 
 def _dashboard_page() -> str:
     return dashboard.render(records.START, records.END, records.monitoring_records(), records.alias_events(),
-                            records.current_model(), records.MISSING, "2026-11-27T10:00:00+00:00")
+                            records.current_model(), records.MISSING, "2026-11-27T10:00:00+00:00", problem="binary")
 
 
 def test_dashboard_screenshot_shows_the_plots(tmp_path):
@@ -89,14 +89,14 @@ def _evaluation_page() -> str:
     labels = rng.integers(0, 2, 600)
     challenger = np.clip(0.35 * labels + 0.65 * rng.random(600), 0, 1)
     production = np.clip(0.2 * labels + 0.8 * rng.random(600), 0, 1)
-    images = report.evaluation_plots(labels, {"challenger": challenger, "production": production},
-                                     {"dep_hour": 0.05, "carrier": 0.03, "origin": 0.01, "distance": 0.004})
     evaluation = {"challenger_id": "cand-1", "production_version": "20131101-ab12cd34ef",
                   "holdout_days": ["2013-11-02"],
                   "challenger": {"roc_auc": 0.7, "average_precision": 0.5, "log_loss": 0.5, "brier": 0.2,
                                  "rows": 600, "positive_rate": 0.5},
-                  "production": None, "decision": {"blessed": True, "reasons": ["first model"]}}
-    return report.evaluation_html("Model 2013-11-02", evaluation, images)
+                  "production": None, "decision": {"blessed": True, "reasons": ["first model"]},
+                  "importance": {"dep_hour": 0.05, "carrier": 0.03, "origin": 0.01, "distance": 0.004}}
+    return report.render("Model 2013-11-02", evaluation, labels, {"challenger": challenger, "production": production},
+                         "binary")
 
 
 def _evaluation_problems(image: np.ndarray) -> list[str]:

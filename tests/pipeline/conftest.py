@@ -11,7 +11,7 @@ import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime so threadpool_l
 from threadpoolctl import threadpool_limits
 
 from pipeline import storage as st
-from pipeline.flights import FLIGHTS
+from pipeline.flights.features import FLIGHTS
 
 DAY = dt.date(2013, 1, 10)
 
@@ -75,6 +75,22 @@ def make_flights():
 @pytest.fixture
 def make_many_flights():
     return many_flights
+
+
+@pytest.fixture(scope="module")
+def data():
+    """1500 rows of the synthetic binary problem (tests.pipeline.builders.synthetic)."""
+    from tests.pipeline.builders import synthetic
+
+    return synthetic(1500)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """(model, metadata) of the configured estimator fitted on the first 1000 rows of `data`."""
+    from tests.pipeline.builders import fit
+
+    return fit(data.iloc[:1000])
 
 
 @pytest.fixture

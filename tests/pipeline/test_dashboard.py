@@ -45,13 +45,13 @@ MIN_PERFORMANCE = {"binary": {"min_auc": 0.5}, "regression": {"min_r2": 0.0}}
 
 
 def monitoring_records(start: dt.date = START, end: dt.date = END,
-                       missing: list[str] = MISSING, task: str = "binary") -> list[dict]:
+                       missing: list[str] = MISSING, problem: str = "binary") -> list[dict]:
     """Per-day records as ModelMonitoring stores them: two days before any model, FIRST serving from
     the 3rd, SECOND (promoted on the 10th) from the 11th until it is rolled back on the 20th; the
     'dep_hour' PSI shifts above the threshold from the 15th, and SECOND performs badly (AUC dips
-    below 0.5 for a binary `task`, RMSE above the naive baseline's for a regression)."""
+    below 0.5 for a binary `problem`, RMSE above the naive baseline's for a regression)."""
     rng = np.random.default_rng(7)
-    thresholds = {"feature_psi": 0.25, "prediction_psi": 2.0, **MIN_PERFORMANCE[task]}
+    thresholds = {"feature_psi": 0.25, "prediction_psi": 2.0, **MIN_PERFORMANCE[problem]}
     records = []
     day = start
     while day <= end:
@@ -63,7 +63,7 @@ def monitoring_records(start: dt.date = START, end: dt.date = END,
                             "note": "no model in production yet"})
         else:
             version = SECOND if dt.date(2013, 11, 11) <= day <= dt.date(2013, 11, 20) else FIRST
-            realized, performance_alerts = REALIZED[task](rng, version == SECOND)
+            realized, performance_alerts = REALIZED[problem](rng, version == SECOND)
             shifted = day >= dt.date(2013, 11, 15)
             psi = {"dep_hour": float(rng.uniform(0.3, 0.7) if shifted else rng.uniform(0, 0.05)),
                    "carrier": float(rng.uniform(0, 0.08)), "origin": float(rng.uniform(0, 0.02)),
@@ -133,7 +133,8 @@ def regression_model() -> dict:
 
 def render(**overrides) -> str:
     args = {"start": START, "end": END, "days": monitoring_records(), "events": alias_events(),
-            "current": current_model(), "missing_days": MISSING, "generated_at": "2026-11-27T10:00:00+00:00"}
+            "current": current_model(), "missing_days": MISSING, "generated_at": "2026-11-27T10:00:00+00:00",
+            "problem": "binary"}
     args.update(overrides)
     return dashboard.render(**args)
 
@@ -297,7 +298,7 @@ def test_edge_cases_render(case):
         end = START + dt.timedelta(days=199)
         days = monitoring_records(end=end, missing=[])
         missing = []
-    page_text = dashboard.render(start, end, days, events, current, missing, "now")
+    page_text = dashboard.render(start, end, days, events, current, missing, "now", problem="binary")
     page = parse(page_text)
     for src in page.images.values():
         decode_png(src)
@@ -319,14 +320,14 @@ def test_edge_cases_render(case):
 
 def test_period_ending_before_it_starts_is_refused():
     with pytest.raises(ValueError, match=r"ends \(2013-11-01\) before it starts \(2013-11-30\)"):
-        dashboard.render(END, START, [], [], None, [], "now")
+        dashboard.render(END, START, [], [], None, [], "now", problem="binary")
 
 
-RIDES = {"task": "regression", "row_noun": "rides", "target_label": "trip minutes"}
+RIDES = {"problem": "regression", "row_noun": "rides", "target_label": "trip minutes"}
 
 
 def render_regression(**overrides) -> str:
-    return render(**{"days": monitoring_records(task="regression"), "current": regression_model(),
+    return render(**{"days": monitoring_records(problem="regression"), "current": regression_model(),
                      **RIDES, **overrides})
 
 
@@ -347,7 +348,7 @@ def test_regression_page_speaks_of_rmse_rows_and_target():
 
 
 def test_regression_summary_shows_median_rmse_and_mean_target():
-    days = monitoring_records(task="regression")
+    days = monitoring_records(problem="regression")
     cards = re.search(r'<section class="cards">(.*?)</section>', render_regression(days=days), re.S).group(1)
     served = [d["realized"] for d in days if d.get("realized")]
     rmse = [r["rmse"] for r in served]
@@ -361,7 +362,7 @@ def test_regression_summary_shows_median_rmse_and_mean_target():
 
 
 def test_regression_alert_days_list_rmse_r2_and_means():
-    days = monitoring_records(task="regression")
+    days = monitoring_records(problem="regression")
     alerts_html = table(render_regression(days=days), "alerts")
     r2_days = [d for d in days if any("R2" in a for a in d["alerts"])]
     assert r2_days and all(d["model_version"] == SECOND for d in r2_days)
@@ -401,16 +402,16 @@ def test_regression_performance_plot_draws_the_baseline():
         image = decode_png(parse(render_regression(days=days)).images["plot-performance"])[..., :3]
         return int((np.abs(image - 0x8a / 255).max(axis=-1) < 0.03).sum())
 
-    without = monitoring_records(task="regression")
+    without = monitoring_records(problem="regression")
     for day in without:
         if day.get("realized"):
             day["realized"]["baseline_rmse"] = None
-    assert grey_pixels(monitoring_records(task="regression")) > grey_pixels(without) + 200
+    assert grey_pixels(monitoring_records(problem="regression")) > grey_pixels(without) + 200
 
 
 @pytest.mark.parametrize("key", ["rmse", "target_mean"])
 def test_regression_renders_without_realized_values(key):
-    days = monitoring_records(task="regression")
+    days = monitoring_records(problem="regression")
     for day in days:
         if day.get("realized"):
             day["realized"] = dict.fromkeys(day["realized"]) if key == "target_mean" else {
@@ -433,7 +434,6 @@ def test_binary_wording_follows_row_noun_and_target_label():
     assert "<h1>Cancelled model &middot; monitoring</h1>" in rides
 
 
-def test_unknown_task_is_refused():
-    with pytest.raises(ValueError,
-                       match=r"unknown dashboard task 'multiclass': expected one of binary, regression"):
-        render(task="multiclass")
+def test_unknown_problem_is_refused():
+    with pytest.raises(ValueError, match=r"unknown problem kind 'multiclass'; expected one of \('binary', 'regression'\)"):
+        render(problem="multiclass")

@@ -1,19 +1,21 @@
 import base64
 import datetime as dt
-import math
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
+from pipeline import estimators as es
 from pipeline import evaluation as ev
-from pipeline import training as tr
+from pipeline import metrics as mt
+from pipeline import sampling as sp
+from tests.pipeline.builders import fit
 
 NUMERIC = ["x", "noise"]
 CATEGORICAL = ["c"]
-HP = tr.Hyperparameters(max_iter=20, min_samples_leaf=20)
+HP = es.Hyperparameters(max_iter=20, min_samples_leaf=20)
 
 
 def synthetic(n: int, seed: int) -> pd.DataFrame:
@@ -27,9 +29,9 @@ def synthetic(n: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def models():
     train = synthetic(800, seed=1)
-    good, _ = tr.train_model(train, NUMERIC, CATEGORICAL, "late", HP)
+    good, _ = fit(train, NUMERIC, CATEGORICAL, "late", HP)
     shuffled = train.assign(late=np.random.default_rng(2).permutation(train["late"].to_numpy()))
-    bad, _ = tr.train_model(shuffled, NUMERIC, CATEGORICAL, "late", HP)
+    bad, _ = fit(shuffled, NUMERIC, CATEGORICAL, "late", HP)
     return good, bad
 
 
@@ -41,35 +43,6 @@ def holdout():
 
 
 # ---- metrics ----------------------------------------------------------------------------------
-def test_metrics_match_sklearn():
-    labels = np.array([0, 1, 0, 1, 1, 0, 0, 1])
-    scores = np.array([0.1, 0.8, 0.4, 0.35, 0.9, 0.2, 0.6, 0.7])
-    m = ev.metrics(labels, scores)
-    assert m["rows"] == 8 and m["positive_rate"] == 0.5
-    assert m["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
-    assert m["average_precision"] == pytest.approx(average_precision_score(labels, scores))
-    assert m["log_loss"] == pytest.approx(log_loss(labels, scores))
-    assert m["brier"] == pytest.approx(brier_score_loss(labels, scores))
-    assert m["roc_auc"] == pytest.approx(14 / 16)
-
-
-def test_log_loss_is_finite_for_certain_wrong_scores():
-    m = ev.metrics(np.array([0, 1]), np.array([1.0, 0.0]))
-    assert math.isfinite(m["log_loss"])
-    assert m["log_loss"] == pytest.approx(-math.log(1e-6))
-    assert m["roc_auc"] == 0.0 and m["brier"] == 1.0
-
-
-@pytest.mark.parametrize("labels", [[1, 1, 1], [0, 0]])
-def test_metrics_undefined_with_one_class(labels):
-    m = ev.metrics(np.array(labels), np.full(len(labels), 0.3))
-    assert m == {"rows": len(labels), "positive_rate": float(np.mean(labels)), "roc_auc": None,
-                 "average_precision": None, "log_loss": None, "brier": None}
-
-
-def test_metrics_on_no_rows():
-    m = ev.metrics(np.array([]), np.array([]))
-    assert m["rows"] == 0 and m["positive_rate"] is None and m["roc_auc"] is None
 
 
 # ---- gate -------------------------------------------------------------------------------------
@@ -79,32 +52,32 @@ def _comparison(difference, low, high, metric="roc_auc", c=0.70, p=0.71):
 
 
 def test_gate_fails_a_floor():
-    d = ev.gate({"roc_auc": 0.55, "log_loss": 0.4}, {"roc_auc": 0.6, "log_loss": 0.5}, None, 0.005)
+    d = ev.decide_gate({"roc_auc": 0.55, "log_loss": 0.4}, {"roc_auc": 0.6, "log_loss": 0.5}, None, 0.005)
     assert d["blessed"] is False
     assert "log_loss 0.4000 clears the floor <= 0.5" in d["reasons"]
     assert "roc_auc 0.5500 fails the floor >= 0.6" in d["reasons"]
 
 
 def test_gate_fails_a_lower_is_better_floor():
-    d = ev.gate({"roc_auc": 0.8, "brier": 0.3}, {"brier": 0.25}, None, 0.005)
+    d = ev.decide_gate({"roc_auc": 0.8, "brier": 0.3}, {"brier": 0.25}, None, 0.005)
     assert d["blessed"] is False and d["reasons"][0] == "brier 0.3000 fails the floor <= 0.25"
 
 
 @pytest.mark.parametrize("value", [None, float("nan")])
 def test_gate_fails_an_undefined_metric(value):
-    d = ev.gate({"roc_auc": value}, {"roc_auc": 0.6}, None, 0.005)
+    d = ev.decide_gate({"roc_auc": value}, {"roc_auc": 0.6}, None, 0.005)
     assert d["blessed"] is False
     assert d["reasons"][0] == "roc_auc is undefined on the holdout (floor >= 0.6)"
 
 
 def test_gate_without_production_blesses_and_says_why():
-    d = ev.gate({"roc_auc": 0.7}, {"roc_auc": 0.6}, None, 0.005)
+    d = ev.decide_gate({"roc_auc": 0.7}, {"roc_auc": 0.6}, None, 0.005)
     assert d["blessed"] is True
     assert d["reasons"] == ["roc_auc 0.7000 clears the floor >= 0.6", "no model in production: nothing to compare with"]
 
 
 def test_gate_rejects_when_the_interval_reaches_below_the_tolerance():
-    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.002, -0.009, 0.004), 0.005)
+    d = ev.decide_gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.002, -0.009, 0.004), 0.005)
     assert d["blessed"] is False
     assert d["reasons"][-1].startswith("roc_auc 0.7000 vs production 0.7100: difference -0.0020, 95% CI [-0.0090, +0.0040]")
     assert d["reasons"][-1].endswith("the challenger may be worse than production by more than the tolerance")
@@ -112,12 +85,12 @@ def test_gate_rejects_when_the_interval_reaches_below_the_tolerance():
 
 
 def test_gate_blesses_when_the_interval_stays_within_the_tolerance():
-    d = ev.gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.001, -0.004, 0.002), 0.005)
+    d = ev.decide_gate({"roc_auc": 0.70}, {"roc_auc": 0.6}, _comparison(-0.001, -0.004, 0.002), 0.005)
     assert d["blessed"] is True and d["reasons"][-1].endswith("not worse than production beyond the tolerance 0.005")
 
 
 def test_gate_rejects_when_the_comparison_is_undefined():
-    d = ev.gate({"roc_auc": 0.7}, {}, _comparison(None, None, None), 0.005)
+    d = ev.decide_gate({"roc_auc": 0.7}, {}, _comparison(None, None, None), 0.005)
     assert d["blessed"] is False
     assert d["reasons"] == ["roc_auc is undefined on the holdout for challenger or production"]
 
@@ -144,8 +117,8 @@ def test_weighted_auc_matches_sklearn_with_sample_weights_and_ties():
 def test_paired_bootstrap_orients_the_difference_and_covers_it(metric):
     labels, strong, weak = _scored()
     result = ev.paired_bootstrap(labels, strong, weak, metric, samples=200, confidence=0.9, seed=3)
-    full = ev.metrics(labels, strong)[metric] - ev.metrics(labels, weak)[metric]
-    assert result["difference"] == pytest.approx(full if ev.HIGHER_IS_BETTER[metric] else -full)
+    full = mt.metrics(labels, strong, problem="binary")[metric] - mt.metrics(labels, weak, problem="binary")[metric]
+    assert result["difference"] == pytest.approx(full if mt.HIGHER_IS_BETTER[metric] else -full)
     assert result["difference"] > 0  # the strong model is better, whatever the metric's direction
     assert result["ci_low"] < result["difference"] < result["ci_high"]
     assert result["valid_samples"] == 200 and result["rows"] == len(labels)
@@ -172,7 +145,7 @@ def _evaluate(challenger, production, holdout, floors, **kw):
         {**RULES, "floors": floors, **kw.get("rules", {})},
         importance=kw.get("importance", {"x": 0.2, "c": 0.01}), title="Candidate <2013-01-10>",
         context={"challenger_id": "cand-1", "production_version": kw.get("version"),
-                 "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]})
+                 "holdout_days": ["2013-01-08", "2013-01-09", "2013-01-10"]}, problem="binary")
 
 
 def _png_images(html: str) -> list[bytes]:
@@ -183,8 +156,8 @@ def test_evaluate_challenger_without_production_is_blessed(models, holdout):
     good, _ = models
     record, html = _evaluate(good, None, holdout, {"roc_auc": 0.6})
     labelled = holdout.dropna(subset=["late"])
-    expected = ev.metrics(labelled["late"].astype(int).to_numpy(),
-                          tr.predict(good, labelled, NUMERIC, CATEGORICAL))
+    expected = mt.metrics(labelled["late"].astype(int).to_numpy(),
+                          es.predict(good, labelled, NUMERIC, CATEGORICAL, problem="binary"), problem="binary")
     assert record["challenger"] == pytest.approx(expected)
     assert record["challenger"]["rows"] == 280
     assert record["production"] is None
@@ -222,11 +195,11 @@ def test_evaluate_challenger_with_no_labelled_rows_is_rejected(models, holdout):
 def test_permutation_importance_ranks_the_informative_column_first(models, holdout):
     good, _ = models
     labelled = holdout.dropna(subset=["late"])
-    X = tr.feature_matrix(labelled, NUMERIC, CATEGORICAL)
-    importance = ev.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=2, seed=0)
+    X = es.feature_matrix(labelled, NUMERIC, CATEGORICAL)
+    importance = mt.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=2, seed=0, max_rows=3000, problem="binary")
     assert set(importance) == {"c", "x", "noise"}
     assert importance["x"] > importance["noise"] + 0.05
-    assert ev.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=0, seed=0) == {}
+    assert mt.permutation_importance(good, X, labelled["late"].astype(int).to_numpy(), repeats=0, seed=0, max_rows=3000, problem="binary") == {}
 
 
 def test_evaluate_challenger_blesses_a_good_challenger_over_a_degraded_production(models, holdout):
@@ -255,10 +228,10 @@ def test_evaluate_challenger_uses_a_bounded_seeded_sample_of_the_holdout(models)
     again, _ = _evaluate(good, bad, None, {"roc_auc": 0.6}, parts=parts, rules=rules, version="v1")
     assert again["challenger"] == record["challenger"] and again["decision"] == record["decision"]
     # the sample is training.sample_rows's, seeded by the gate's seed: the same rows for both models
-    rows, _ = tr.sample_rows(iter(parts), "late", 900, seed=4)
+    rows, _ = sp.sample_rows(iter(parts), "late", 900, seed=4)
     labels = rows["late"].astype(int).to_numpy()
-    assert record["challenger"] == pytest.approx(ev.metrics(labels, tr.predict(good, rows, NUMERIC, CATEGORICAL)))
-    assert record["production"] == pytest.approx(ev.metrics(labels, tr.predict(bad, rows, NUMERIC, CATEGORICAL)))
+    assert record["challenger"] == pytest.approx(mt.metrics(labels, es.predict(good, rows, NUMERIC, CATEGORICAL, problem="binary"), problem="binary"))
+    assert record["production"] == pytest.approx(mt.metrics(labels, es.predict(bad, rows, NUMERIC, CATEGORICAL, problem="binary"), problem="binary"))
     uncapped, _ = _evaluate(good, bad, None, {"roc_auc": 0.6}, parts=parts, rules={"max_eval_rows": 0}, version="v1")
     assert uncapped["challenger"]["rows"] == uncapped["holdout_rows"]["evaluated"] == 1950
 

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from pipeline.contracts import Column, ContractViolation, TableContract
-from pipeline.flights import FLIGHTS
+from pipeline.flights.features import FLIGHTS
 from pipeline.ingest import PARSE_ERRORS, parse_landing_file
 
 T = TableContract("t", (Column("id", "int"), Column("x", "float"), Column("name", "string")))

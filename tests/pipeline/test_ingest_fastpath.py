@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import synthetic as sy
+from pipeline.flights import synthetic as sy
 from pipeline.contracts import ContractViolation
-from pipeline.flights import FLIGHTS
+from pipeline.flights.features import FLIGHTS
 from pipeline.ingest import PARSE_ERRORS, parse_landing_file
 
 DAY = dt.date(2014, 3, 10)

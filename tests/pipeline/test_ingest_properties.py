@@ -21,11 +21,11 @@ from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from pipeline.contracts import Column, ContractViolation, TableContract
-from pipeline.flights import FLIGHTS
+from pipeline.flights.features import FLIGHTS
 
 ORIGINS = FLIGHTS.column("origin").allowed
 from pipeline.ingest import NUMBER_NULLS, PARSE_ERRORS, parse_landing_file
-from pipeline.landing import land_demo, landing_file
+from pipeline.flights.landing import land_demo, landing_file
 from pipeline.validate import validate_table
 
 DAY = dt.date(2013, 1, 3)

@@ -15,9 +15,9 @@ import pytest
 
 from pipeline import storage as st
 from pipeline.contracts import ContractViolation
-from pipeline.flights import FLIGHTS, PLANES, WEATHER
+from pipeline.flights.features import FLIGHTS, PLANES, WEATHER
 from pipeline.ingest import PARSE_ERRORS, parse_landing_file
-from pipeline.landing import land_demo, landing_file
+from pipeline.flights.landing import land_demo, landing_file
 from pipeline.validate import RULES, validate_table
 
 DAY = dt.date(2013, 1, 3)

@@ -1,12 +1,12 @@
 import datetime as dt
 import os
-import pickle
 
 import pytest
 
 from pipeline import registry as rg
 from pipeline import storage as st
-from pipeline.training import ModelIntegrityError, dump_model
+from pipeline.hashing import json_bytes, sha256_bytes
+from pipeline.artifact import ModelIntegrityError, dump_model
 
 D = dt.date
 MODEL = {"kind": "stand-in model", "weights": [0.1, 0.2]}
@@ -31,47 +31,16 @@ def files_of(directory: str) -> dict[str, tuple[bytes, int]]:
     return out
 
 
-# ---- ids and decisions ------------------------------------------------------------------------
+# ---- ids ------------------------------------------------------------------------
 def test_version_id_is_deterministic():
     assert rg.version_id(D(2013, 1, 5), "a1b2c3") == "20130105-a1b2c3"
     assert rg.version_id(D(2013, 1, 5), "a1b2c3") == rg.version_id(D(2013, 1, 5), "a1b2c3")
     assert rg.version_id(D(2013, 1, 6), "a1b2c3") != rg.version_id(D(2013, 1, 5), "a1b2c3")
 
 
-def test_decide_blessed_deploys_a_new_version_chained_to_the_previous():
-    d = rg.decide(D(2013, 1, 5), evaluation(True, ["ok"]), "20130104-lin", "lin")
-    assert d["action"] == "deployed" and d["blessed"] is True
-    assert d["candidate_version"] == "20130105-lin"
-    assert d["production_version"] == "20130105-lin"
-    assert d["production_version_before"] == "20130104-lin"
-    assert d["date"] == "2013-01-05" and d["lineage"] == "lin" and d["challenger_id"] == "cand-7"
-    assert d["reasons"] == ["ok"]
-    assert d["metrics"] == {"challenger": {"roc_auc": 0.7}, "production": {"roc_auc": 0.69}}
-
-
-def test_decide_rejected_keeps_the_previous_production_version():
-    d = rg.decide(D(2013, 1, 5), evaluation(False), "20130103-lin", "lin")
-    assert d["action"] == "kept" and d["blessed"] is False
-    assert d["candidate_version"] is None
-    assert d["production_version"] == d["production_version_before"] == "20130103-lin"
-
-
-def test_decide_rejected_on_the_first_day_leaves_no_production():
-    d = rg.decide(D(2013, 1, 5), evaluation(False), None, "lin")
-    assert d["production_version"] is None and d["production_version_before"] is None
-
-
-def test_decisions_chain_over_days():
-    decisions, prev = [], None
-    for day, blessed in [(1, True), (2, False), (3, False), (4, True), (5, False)]:
-        prev = rg.decide(D(2013, 1, day), evaluation(blessed), prev, "lin")["production_version"]
-        decisions.append(prev)
-    assert decisions == ["20130101-lin", "20130101-lin", "20130101-lin", "20130104-lin", "20130104-lin"]
-
-
 # ---- publish / load ---------------------------------------------------------------------------
 def publish(registry, version="20130105-lin", model=MODEL, manifest=None, blessed=True):
-    files = {"model.skops": dump_model(model), "evaluation.json": st.json_bytes(evaluation(blessed)),
+    files = {"model.skops": dump_model(model), "evaluation.json": json_bytes(evaluation(blessed)),
              "report.html": b"<html>report</html>"}
     return registry.publish(version, files, manifest if manifest is not None else {"n": 1})
 
@@ -84,8 +53,8 @@ def test_publish_then_manifest_and_load_return_it(registry):
     d = registry.version_dir("20130105-lin")
     on_disk = {name: open(os.path.join(d, name), "rb").read() for name in ("model.skops", "evaluation.json", "report.html")}
     assert manifest == {"trained_on": ["2013-01-01"], "version": "20130105-lin",
-                        "files": {name: st.sha256_bytes(data) for name, data in on_disk.items()},
-                        "model_sha256": st.sha256_bytes(on_disk["model.skops"])}
+                        "files": {name: sha256_bytes(data) for name, data in on_disk.items()},
+                        "model_sha256": sha256_bytes(on_disk["model.skops"])}
     model, loaded_manifest = registry.load("20130105-lin")
     assert model == MODEL and loaded_manifest == manifest
     assert d == os.path.join(registry.storage.root, "registry", "versions", "20130105-lin")

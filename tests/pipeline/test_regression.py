@@ -1,5 +1,6 @@
 """Regression targets across the pure ML modules: metrics and the naive baseline, the bootstrap and
 the gate, training and tuning, the model files, monitoring, scoring and the report."""
+import base64
 import datetime as dt
 import math
 
@@ -10,17 +11,22 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
+from pipeline import artifact as ar
+from pipeline import estimators as es
 from pipeline import evaluation as ev
+from pipeline import metrics as mt
 from pipeline import monitoring as mon
-from pipeline import report, scoring
+from pipeline import charts, report, scoring
+from pipeline import sampling as sp
 from pipeline import training as tr
 from pipeline import tuning as tu
-from pipeline.storage import sha256_bytes
+from pipeline.hashing import sha256_bytes
+from tests.pipeline.builders import fit
 
 NUMERIC = ["x", "noise"]
 CATEGORICAL = ["c"]
 TARGET = "delay"
-HP = tr.Hyperparameters(max_iter=100, min_samples_leaf=20)
+HP = es.Hyperparameters(max_iter=100, min_samples_leaf=20)
 DAYS = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(20)]
 EFFECT = {"a": 2.0, "b": -1.0, "c": 0.0}
 
@@ -63,7 +69,7 @@ def holdout():
 @pytest.fixture(scope="module")
 def candidate(train, holdout):
     return tr.fit_candidate(iter(by_day(train)), iter(by_day(holdout)), NUMERIC, CATEGORICAL, TARGET, HP,
-                            max_train_rows=0, importance_repeats=2, task="regression")
+                            max_train_rows=0, importance_repeats=2, problem="regression")
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -72,7 +78,7 @@ PREDICTED = np.array([1.5, 2.0, 2.5, 5.0, 8.0])  # squared errors 0.25, 0, 0.25,
 
 
 def test_regression_metrics_match_sklearn_and_the_hand_computed_baseline():
-    m = ev.metrics(LABELS, PREDICTED, task="regression", baseline=3.0)
+    m = mt.metrics(LABELS, PREDICTED, problem="regression", baseline=3.0)
     assert m["rows"] == 5 and m["target_mean"] == 4.0 and m["mean_prediction"] == pytest.approx(3.8)
     assert m["mae"] == pytest.approx(mean_absolute_error(LABELS, PREDICTED)) and m["mae"] == pytest.approx(0.8)
     assert m["rmse"] == pytest.approx(root_mean_squared_error(LABELS, PREDICTED))
@@ -84,32 +90,32 @@ def test_regression_metrics_match_sklearn_and_the_hand_computed_baseline():
     assert m["baseline_rmse"] == pytest.approx(math.sqrt(55 / 5))
     assert m["r2_vs_baseline"] == pytest.approx(1 - 5.5 / 55)
     # without a training mean the baseline is the holdout's own mean: r2_vs_baseline is then R2
-    own = ev.metrics(LABELS, PREDICTED, task="regression")
+    own = mt.metrics(LABELS, PREDICTED, problem="regression")
     assert own["baseline"] == 4.0 and own["r2_vs_baseline"] == pytest.approx(own["r2"])
     assert own["baseline_rmse"] == pytest.approx(math.sqrt(50 / 5))
 
 
 def test_a_predictor_worse_than_the_mean_has_a_negative_r2_vs_baseline():
-    m = ev.metrics(LABELS, LABELS[::-1], task="regression", baseline=3.0)
+    m = mt.metrics(LABELS, LABELS[::-1], problem="regression", baseline=3.0)
     assert m["r2_vs_baseline"] == pytest.approx(1 - float(((LABELS[::-1] - LABELS) ** 2).sum()) / 55)
     assert m["r2_vs_baseline"] < 0 and m["r2"] < 0
 
 
 def test_regression_metrics_where_they_are_undefined():
-    empty = ev.metrics(np.array([]), np.array([]), task="regression", baseline=3.0)
+    empty = mt.metrics(np.array([]), np.array([]), problem="regression", baseline=3.0)
     assert empty["rows"] == 0
     assert all(empty[k] is None for k in ("target_mean", "mean_prediction", "mae", "rmse", "r2", "baseline",
                                           "baseline_mae", "baseline_rmse", "r2_vs_baseline"))
-    constant = ev.metrics(np.full(4, 2.0), np.array([1.0, 2.0, 3.0, 2.0]), task="regression", baseline=1.0)
+    constant = mt.metrics(np.full(4, 2.0), np.array([1.0, 2.0, 3.0, 2.0]), problem="regression", baseline=1.0)
     assert constant["r2"] is None and constant["r2_vs_baseline"] == pytest.approx(1 - 2 / 4)
-    exact_baseline = ev.metrics(np.full(4, 2.0), np.full(4, 2.5), task="regression")
+    exact_baseline = mt.metrics(np.full(4, 2.0), np.full(4, 2.5), problem="regression")
     assert exact_baseline["r2_vs_baseline"] is None and exact_baseline["rmse"] == pytest.approx(0.5)
-    assert ev.metrics(np.array([5.0]), np.array([4.0]), task="regression")["r2"] is None
+    assert mt.metrics(np.array([5.0]), np.array([4.0]), problem="regression")["r2"] is None
 
 
-def test_metrics_reject_an_unknown_task():
-    with pytest.raises(ValueError, match=r"unknown task 'multiclass'; expected one of \('binary', 'regression'\)"):
-        ev.metrics(LABELS, PREDICTED, task="multiclass")
+def test_metrics_reject_an_unknown_problem_kind():
+    with pytest.raises(ValueError, match=r"unknown problem kind 'multiclass'; expected one of \('binary', 'regression'\)"):
+        mt.metrics(LABELS, PREDICTED, problem="multiclass")
 
 
 # ---- paired bootstrap and gate ----------------------------------------------------------------
@@ -117,14 +123,14 @@ def test_metrics_reject_an_unknown_task():
 def test_weighted_metrics_with_unit_weights_equal_the_plain_ones(metric, holdout):
     y, p = predictions(holdout, 1.0, seed=3)
     weighted = ev._weighted_metric(metric, y, p, np.ones((2, len(y)), dtype=np.int32), baseline=3.5)
-    assert weighted == pytest.approx([ev.metrics(y, p, task="regression", baseline=3.5)[metric]] * 2)
+    assert weighted == pytest.approx([mt.metrics(y, p, problem="regression", baseline=3.5)[metric]] * 2)
 
 
 def test_weighted_rmse_of_counts_is_the_rmse_of_the_repeated_rows():
     counts = np.array([[2, 0, 1, 1, 3]], dtype=np.int32)
     repeated = np.repeat(np.arange(5), counts[0])
     for metric in ("rmse", "r2", "r2_vs_baseline"):
-        expected = ev.metrics(LABELS[repeated], PREDICTED[repeated], task="regression", baseline=3.0)[metric]
+        expected = mt.metrics(LABELS[repeated], PREDICTED[repeated], problem="regression", baseline=3.0)[metric]
         assert ev._weighted_metric(metric, LABELS, PREDICTED, counts, baseline=3.0)[0] == pytest.approx(expected)
 
 
@@ -142,7 +148,7 @@ def test_paired_bootstrap_of_rmse_favours_the_clearly_better_challenger(holdout)
     vs_baseline = ev.paired_bootstrap(y, good, poor, "r2_vs_baseline", 300, 0.95, seed=0, baseline=float(y.mean()) + 1)
     assert vs_baseline["ci_low"] > 0
     assert vs_baseline["challenger"] == pytest.approx(
-        ev.metrics(y, good, task="regression", baseline=float(y.mean()) + 1)["r2_vs_baseline"])
+        mt.metrics(y, good, problem="regression", baseline=float(y.mean()) + 1)["r2_vs_baseline"])
 
 
 def test_paired_bootstrap_keeps_fractional_labels_and_still_rejects_unknown_metrics():
@@ -154,12 +160,12 @@ def test_paired_bootstrap_keeps_fractional_labels_and_still_rejects_unknown_metr
 
 
 def test_gate_applies_rmse_ceilings_and_r2_vs_baseline_floors():
-    m = ev.metrics(LABELS, PREDICTED, task="regression", baseline=3.0)  # rmse 1.0488, r2_vs_baseline 0.9
-    blessed = ev.gate(m, {"rmse": 1.1, "r2_vs_baseline": 0.5}, None, 0.01)
+    m = mt.metrics(LABELS, PREDICTED, problem="regression", baseline=3.0)  # rmse 1.0488, r2_vs_baseline 0.9
+    blessed = ev.decide_gate(m, {"rmse": 1.1, "r2_vs_baseline": 0.5}, None, 0.01)
     assert blessed["blessed"] is True
     assert blessed["reasons"][:2] == ["r2_vs_baseline 0.9000 clears the floor >= 0.5",
                                       "rmse 1.0488 clears the floor <= 1.1"]
-    rejected = ev.gate(m, {"rmse": 1.0, "r2_vs_baseline": 0.95}, None, 0.01)
+    rejected = ev.decide_gate(m, {"rmse": 1.0, "r2_vs_baseline": 0.95}, None, 0.01)
     assert rejected["blessed"] is False
     assert rejected["reasons"][:2] == ["r2_vs_baseline 0.9000 fails the floor >= 0.95",
                                        "rmse 1.0488 fails the floor <= 1.0"]
@@ -170,7 +176,7 @@ def test_fit_candidate_trains_a_regressor_that_explains_the_holdout(candidate, t
     model, meta = candidate
     assert isinstance(model.named_steps["model"], HistGradientBoostingRegressor)
     labelled = holdout.dropna(subset=[TARGET])
-    predicted = tr.predict(model, labelled, NUMERIC, CATEGORICAL, task="regression")
+    predicted = es.predict(model, labelled, NUMERIC, CATEGORICAL, problem="regression")
     assert r2_score(labelled[TARGET], predicted) > 0.8
     assert meta["task"] == "regression" and "positive_rate" not in meta
     assert meta["target_mean"] == pytest.approx(train[TARGET].mean())
@@ -182,23 +188,23 @@ def test_fit_candidate_trains_a_regressor_that_explains_the_holdout(candidate, t
 
 def test_binary_metadata_records_its_task_and_positive_rate(train):
     binary = train.assign(late=(train[TARGET] > 3).astype(float))
-    _, meta = tr.train_model(binary, NUMERIC, CATEGORICAL, "late", HP)
+    _, meta = fit(binary, NUMERIC, CATEGORICAL, "late", HP)
     assert meta["task"] == "binary" and "target_mean" not in meta
     assert meta["positive_rate"] == pytest.approx(binary["late"].mean())
 
 
 def test_model_inputs_keep_the_target_as_float_for_regression(train):
-    X, y = tr.model_inputs(train.dropna(subset=[TARGET]), NUMERIC, CATEGORICAL, TARGET, task="regression")
+    X, y = es.model_inputs(train.dropna(subset=[TARGET]), NUMERIC, CATEGORICAL, TARGET, problem="regression")
     assert y.dtype == np.float64 and np.array_equal(y, train[TARGET].dropna().to_numpy())
-    rows, counts = tr.sample_rows(iter(by_day(train)), TARGET, 500, seed=0)
+    rows, counts = sp.sample_rows(iter(by_day(train)), TARGET, 500, seed=0)
     assert len(rows) == 500 and counts["rows_labelled"] == train[TARGET].notna().sum()
     assert rows[TARGET].notna().all() and (rows[TARGET] % 1 != 0).all()  # not rounded to classes
 
 
 def test_a_constant_target_cannot_train_a_regressor(train):
-    with pytest.raises(tr.TrainingError, match=r"the training rows' target 'delay' is constant "
+    with pytest.raises(es.TrainingError, match=r"the training rows' target 'delay' is constant "
                                                r"\(value 7.5\): nothing to learn"):
-        tr.train_model(train.assign(delay=7.5), NUMERIC, CATEGORICAL, TARGET, HP, task="regression")
+        fit(train.assign(delay=7.5), NUMERIC, CATEGORICAL, TARGET, HP, problem="regression")
 
 
 @pytest.mark.parametrize("family, task, valid", [("logreg", "regression", "('hgb', 'linear')"),
@@ -206,21 +212,21 @@ def test_a_constant_target_cannot_train_a_regressor(train):
 def test_a_family_of_the_other_task_is_refused(family, task, valid):
     with pytest.raises(ValueError, match=rf"model family '{family}' does not fit a {task} target; "
                                          rf"expected one of {valid.replace('(', '[(]').replace(')', '[)]')}"):
-        tu.build_estimator(family, {}, NUMERIC, CATEGORICAL, 0, task=task)
+        es.build_estimator(family, {}, NUMERIC, CATEGORICAL, 0, problem=task)
     with pytest.raises(ValueError, match=r"unknown or no model families \['hgb', 'logreg'\]; expected some of "
                                          r"\('hgb', 'linear'\) \(the families for a regression target\)"):
-        tu.candidates({}, 3, ["hgb", "logreg"], seed=0, task="regression")
+        tu.candidates({}, 3, ["hgb", "logreg"], seed=0, problem="regression")
 
 
 # ---- model files --------------------------------------------------------------------------------
 def round_trip(model, frame):
-    blob = tr.dump_model(model)
-    assert blob == tr.dump_model(model)  # reproducible bytes
-    loaded = tr.load_model(blob, sha256_bytes(blob), "/reg/v1/model.skops")
+    blob = ar.dump_model(model)
+    assert blob == ar.dump_model(model)  # reproducible bytes
+    loaded = ar.load_model(blob, sha256_bytes(blob), "/reg/v1/model.skops")
     unseen = frame.head(20).assign(c=["zzz"] * 10 + [None] * 10)  # an unknown and a missing category
     for rows in (frame, unseen):
-        np.testing.assert_array_equal(tr.predict(loaded, rows, NUMERIC, CATEGORICAL, task="regression"),
-                                      tr.predict(model, rows, NUMERIC, CATEGORICAL, task="regression"))
+        np.testing.assert_array_equal(es.predict(loaded, rows, NUMERIC, CATEGORICAL, problem="regression"),
+                                      es.predict(model, rows, NUMERIC, CATEGORICAL, problem="regression"))
 
 
 def test_a_regression_hgb_model_round_trips_through_the_allow_list(candidate, holdout):
@@ -229,10 +235,10 @@ def test_a_regression_hgb_model_round_trips_through_the_allow_list(candidate, ho
 
 def test_tuning_picks_the_lowest_rmse_and_the_tuned_linear_model_round_trips(train, holdout):
     # a weak boosting base (10 trees) against ridge on a linear target: ridge must win on RMSE
-    weak = tr.Hyperparameters(max_iter=10, min_samples_leaf=20)
+    weak = es.Hyperparameters(max_iter=10, min_samples_leaf=20)
     tuning = {"trials": 3, "families": ["hgb", "linear"], "folds": 2, "seed": 0}
     model, meta = tr.fit_candidate(iter(by_day(train)), iter(by_day(holdout)), NUMERIC, CATEGORICAL, TARGET,
-                                   weak, max_train_rows=0, importance_repeats=0, tuning=tuning, task="regression")
+                                   weak, max_train_rows=0, importance_repeats=0, tuning_spec=tuning, problem="regression")
     trials = meta["tuning"]["trials"]
     assert [t["family"] for t in trials] == ["hgb", "linear", "hgb"]
     assert all(t["score_name"] == "rmse" and len(t["fold_rmse"]) == 2 for t in trials)
@@ -248,18 +254,18 @@ def test_tuning_picks_the_lowest_rmse_and_the_tuned_linear_model_round_trips(tra
 def test_search_records_each_folds_rmse_as_computed_by_hand(train):
     folds = 2
     best, records = tu.search(train, train["date"], NUMERIC, CATEGORICAL, TARGET, {"max_iter": 30}, 2,
-                              ["hgb", "linear"], folds, seed=0, random_state=0, task="regression")
+                              ["hgb", "linear"], folds, seed=0, random_state=0, problem="regression")
     rows = train[train[TARGET].notna()]
     day = pd.to_datetime(rows["date"]).dt.date
     for record in records:
         expected = []
         for train_days, valid_days in tu.time_folds(list(day), folds):
             fit, valid = rows[day.isin(train_days)], rows[day.isin(valid_days)]
-            estimator = tu.build_estimator(record["family"], record["params"], NUMERIC, CATEGORICAL, 0,
-                                           task="regression")
-            estimator.fit(tr.feature_matrix(fit, NUMERIC, CATEGORICAL), fit[TARGET])
+            estimator = es.build_estimator(record["family"], record["params"], NUMERIC, CATEGORICAL, 0,
+                                           problem="regression")
+            estimator.fit(es.feature_matrix(fit, NUMERIC, CATEGORICAL), fit[TARGET])
             expected.append(root_mean_squared_error(
-                valid[TARGET], estimator.predict(tr.feature_matrix(valid, NUMERIC, CATEGORICAL))))
+                valid[TARGET], estimator.predict(es.feature_matrix(valid, NUMERIC, CATEGORICAL))))
         assert record["fold_rmse"] == pytest.approx(expected)
         assert record["mean_rmse"] == pytest.approx(np.mean(expected))
         assert "fold_roc_auc" not in record
@@ -269,11 +275,11 @@ def test_search_records_each_folds_rmse_as_computed_by_hand(train):
 # ---- monitoring and scoring -------------------------------------------------------------------
 def test_monitor_day_alerts_when_the_model_does_worse_than_the_training_mean(candidate, holdout):
     model, meta = candidate
-    X = tr.feature_matrix(holdout, NUMERIC, CATEGORICAL)
+    X = es.feature_matrix(holdout, NUMERIC, CATEGORICAL)
     labels = holdout[TARGET].to_numpy()
-    good = tr.predict(model, holdout, NUMERIC, CATEGORICAL, task="regression")
+    good = es.predict(model, holdout, NUMERIC, CATEGORICAL, problem="regression")
     kwargs = dict(reference=meta["reference_profile"], alert_features=["x"], psi_threshold=0.25,
-                  prediction_psi_threshold=10.0, min_auc=0.6, task="regression", baseline=meta["target_mean"])
+                  prediction_psi_threshold=10.0, min_auc=0.6, problem="regression", baseline=meta["target_mean"])
     fine = mon.monitor_day(good, labels, X, **kwargs)
     assert fine["alerts"] == []
     assert fine["realized"]["r2_vs_baseline"] > 0.8
@@ -290,16 +296,16 @@ def test_realized_over_pools_fractional_outcomes(holdout):
     y, p = predictions(holdout, 1.0, seed=6)
     frames = [pd.DataFrame({"score": p[:400], TARGET: y[:400]}),
               pd.DataFrame({"score": np.r_[p[400:], np.nan], TARGET: np.r_[y[400:], 1.0]})]
-    result = mon.realized_over(frames, TARGET, task="regression", baseline=3.0)
+    result = mon.realized_over(frames, TARGET, problem="regression", baseline=3.0)
     assert result["rmse"] == pytest.approx(root_mean_squared_error(y, p))
     assert result["baseline"] == 3.0 and result["rows"] == len(y) and result["rows_unscored"] == 1
 
 
 def test_score_partition_writes_predicted_values(candidate, holdout):
     model, _ = candidate
-    scored = scoring.score_partition(model, holdout, NUMERIC, CATEGORICAL, ["date"], "v1", task="regression")
+    scored = scoring.score_partition(model, holdout, NUMERIC, CATEGORICAL, ["date"], "v1", problem="regression")
     np.testing.assert_array_equal(scored["score"].to_numpy(),
-                                  model.predict(tr.feature_matrix(holdout, NUMERIC, CATEGORICAL)))
+                                  model.predict(es.feature_matrix(holdout, NUMERIC, CATEGORICAL)))
 
 
 # ---- evaluation and report --------------------------------------------------------------------
@@ -310,23 +316,23 @@ RULES = {"floors": {"r2_vs_baseline": 0.5, "rmse": 2.0}, "tolerance": 0.01, "com
 def evaluate(challenger, production, holdout, rules=RULES, **kw):
     return ev.evaluate_challenger(challenger, production, iter(by_day(holdout)), NUMERIC, CATEGORICAL, TARGET,
                                   rules, importance={"x": 3.1, "c": 0.4, "noise": 0.0}, title="Regression",
-                                  context={"challenger_id": "cand-r"}, task="regression", **kw)
+                                  context={"challenger_id": "cand-r"}, problem="regression", **kw)
 
 
 def test_evaluate_challenger_gates_a_regressor_on_rmse_and_renders_its_report(candidate, train, holdout):
     model, meta = candidate
-    weak, _ = tr.train_model(train, NUMERIC, CATEGORICAL, TARGET, tr.Hyperparameters(max_iter=3), task="regression")
+    weak, _ = fit(train, NUMERIC, CATEGORICAL, TARGET, es.Hyperparameters(max_iter=3), problem="regression")
     record, html = evaluate(model, weak, holdout, baseline=meta["target_mean"])
     labelled = holdout.dropna(subset=[TARGET])
-    expected = ev.metrics(labelled[TARGET].to_numpy(), tr.predict(model, labelled, NUMERIC, CATEGORICAL,
-                                                                  task="regression"),
-                          task="regression", baseline=meta["target_mean"])
+    expected = mt.metrics(labelled[TARGET].to_numpy(), es.predict(model, labelled, NUMERIC, CATEGORICAL,
+                                                                  problem="regression"),
+                          problem="regression", baseline=meta["target_mean"])
     assert record["challenger"] == pytest.approx(expected) and record["task"] == "regression"
     assert record["production"]["rmse"] > record["challenger"]["rmse"]
     comparison = record["decision"]["comparison"]
     assert comparison["metric"] == "rmse" and comparison["ci_low"] > 0
     assert record["decision"]["blessed"] is True
-    assert ev.summary_line(record, task="regression") == (
+    assert ev.summary_line(record, problem="regression") == (
         f"challenger RMSE {record['challenger']['rmse']:.4f}, production RMSE "
         f"{record['production']['rmse']:.4f}; gate: BLESSED")
     for row in ("rmse", "mae", "r2_vs_baseline", "baseline_rmse", "target_mean"):
@@ -345,11 +351,11 @@ def test_evaluate_challenger_refuses_binary_metrics_for_a_regression_target(cand
 
 def test_regression_plots_and_html(holdout):
     y, p = predictions(synthetic(12_000, seed=7), 1.0, seed=8)  # more rows than the scatter draws
-    images = report.evaluation_plots(y, {"challenger": p, "production": p + 0.5}, {"x": 2.0, "noise": 0.01},
-                                     task="regression")
-    assert len(images) == 2 and all(img.startswith('<img alt="plot" src="data:image/png;base64,') for img in images)
-    record = {"challenger": ev.metrics(y, p, task="regression"), "production": None,
-              "decision": ev.gate(ev.metrics(y, p, task="regression"), {"rmse": 0.5}, None, 0.01)}
+    images = charts.evaluation_plots(y, {"challenger": p, "production": p + 0.5}, {"x": 2.0, "noise": 0.01},
+                                     problem="regression")
+    assert len(images) == 2 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    record = {"challenger": mt.metrics(y, p, problem="regression"), "production": None,
+              "decision": ev.decide_gate(mt.metrics(y, p, problem="regression"), {"rmse": 0.5}, None, 0.01)}
     html = report.evaluation_html("Regression", record, images)
     assert "<td>rmse</td>" in html and "Gate: REJECTED" in html and html.count("<img") == 2
     assert f"rmse {record['challenger']['rmse']:.4f} fails the floor &lt;= 0.5" in html

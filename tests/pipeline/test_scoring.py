@@ -36,7 +36,7 @@ def features():
 def test_scores_every_row_with_keys_and_model_version(features):
     before = features.copy(deep=True)
     model = HalfOfX()
-    out = score_partition(model, features, NUMERIC, CATEGORICAL, KEYS, "20130109-lin")
+    out = score_partition(model, features, NUMERIC, CATEGORICAL, KEYS, "20130109-lin", "binary")
     assert list(out.columns) == KEYS + ["score", "model_version"]
     pd.testing.assert_frame_equal(out[KEYS], features[KEYS])
     np.testing.assert_allclose(out["score"], [0.1, 0.5, 0.25])
@@ -46,7 +46,7 @@ def test_scores_every_row_with_keys_and_model_version(features):
 
 
 def test_without_a_model_scores_are_nan(features):
-    out = score_partition(None, features, NUMERIC, CATEGORICAL, KEYS, None)
+    out = score_partition(None, features, NUMERIC, CATEGORICAL, KEYS, None, "binary")
     assert list(out.columns) == KEYS + ["score", "model_version"]
     assert len(out) == 3
     assert out["score"].isna().all()
@@ -55,10 +55,10 @@ def test_without_a_model_scores_are_nan(features):
 
 
 def test_no_rows_gives_an_empty_scored_frame(features):
-    out = score_partition(HalfOfX(), features.iloc[:0], NUMERIC, CATEGORICAL, KEYS, "v1")
+    out = score_partition(HalfOfX(), features.iloc[:0], NUMERIC, CATEGORICAL, KEYS, "v1", "binary")
     assert list(out.columns) == KEYS + ["score", "model_version"] and len(out) == 0
 
 
 def test_missing_feature_column_is_named(features):
     with pytest.raises(KeyError, match=r"feature column\(s\) \['dest'\] are missing"):
-        score_partition(HalfOfX(), features, NUMERIC, CATEGORICAL + ["dest"], KEYS, "v1")
+        score_partition(HalfOfX(), features, NUMERIC, CATEGORICAL + ["dest"], KEYS, "v1", "binary")

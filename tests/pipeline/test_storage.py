@@ -4,6 +4,7 @@ import os
 import pandas as pd
 import pytest
 
+from pipeline import layout
 from pipeline import storage as st
 
 
@@ -37,7 +38,7 @@ def test_resolve_root_strips_trailing_slash_but_keeps_filesystem_root(tmp_path):
 # ---- paths --------------------------------------------------------------------------------
 def test_partition_path_pattern(tmp_path):
     s = st.Storage(str(tmp_path))
-    got = s.partition("clean", "flights", dt.date(2013, 1, 5), phash="abc123")
+    got = s.partition("clean", "flights", dt.date(2013, 1, 5), lineage="abc123")
     assert got == f"{tmp_path}/clean/flights/h=abc123/date=2013-01-05"
     assert s.partition("clean", "flights") == f"{tmp_path}/clean/flights"
     assert s.partition("raw", "weather", dt.date(2013, 12, 31)) == f"{tmp_path}/raw/weather/date=2013-12-31"
@@ -71,22 +72,6 @@ def test_remote_paths_join_with_slashes():
     assert s.landing_path("flights", "f.csv") == "hdfs://nn:9870/drop/flights/f.csv"
 
 
-# ---- param_hash ---------------------------------------------------------------------------
-def test_param_hash_is_stable_across_calls_and_keyword_order():
-    a = st.param_hash(window_days=28, holdout_days=3, learning_rate=0.1)
-    b = st.param_hash(learning_rate=0.1, holdout_days=3, window_days=28)
-    assert a == b
-    assert len(a) == 10 and all(ch in "0123456789abcdef" for ch in a)
-    # Pinned: output paths embed this hash, so a change here orphans every stored partition.
-    assert st.param_hash(trailing_days=7) == "aeb768525c"
-
-
-def test_param_hash_changes_with_any_parameter():
-    base = st.param_hash(window_days=28, holdout_days=3)
-    assert st.param_hash(window_days=29, holdout_days=3) != base
-    assert st.param_hash(window_days=28, holdout_days=4) != base
-    assert st.param_hash(window_days=28, holdout_days=3, extra=1) != base
-    assert st.param_hash(day=dt.date(2013, 1, 1)) != st.param_hash(day=dt.date(2013, 1, 2))
 
 
 # ---- reading and writing ------------------------------------------------------------------
@@ -134,7 +119,7 @@ def test_text_and_flag(storage):
     assert st.read_bytes(storage.file(d, "r.html")).decode() == "<p>é</p>"
     assert not storage.flag(d).exists()
     st.write_flag(storage.flag(d))
-    assert storage.exists(os.path.join(d, st.SUCCESS))
+    assert storage.exists(os.path.join(d, layout.SUCCESS))
     assert st.read_bytes(storage.flag(d)) == b""
 
 
@@ -158,5 +143,3 @@ def test_unwritable_root_raises_storage_error_naming_directory_and_setting(tmp_p
         st.write_bytes(s.file(s.path("raw"), "x.bin"), b"x")
 
 
-def test_sha256_bytes():
-    assert st.sha256_bytes(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -7,12 +7,13 @@ import pytest
 import skops.io as sio
 from sklearn.metrics import roc_auc_score
 
-from pipeline import training as tr
+from pipeline import artifact as ar
+from pipeline import estimators as es
 from pipeline import tuning as tu
 
 NUMERIC = ["x", "noise"]
 CATEGORICAL = ["c"]
-BASE = {k: v for k, v in dataclasses.asdict(tr.Hyperparameters(max_iter=30)).items() if k != "random_state"}
+BASE = {k: v for k, v in dataclasses.asdict(es.Hyperparameters(max_iter=30)).items() if k != "random_state"}
 DAYS = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(20)]
 
 
@@ -34,7 +35,7 @@ def synthetic(per_day: int = 20, seed: int = 0, linear: bool = True) -> pd.DataF
 
 def run(frame, trials=3, families=("hgb", "logreg"), folds=3, seed=0, max_train_rows=0, day=None):
     return tu.search(frame, frame["date"] if day is None else day, NUMERIC, CATEGORICAL, "late", BASE,
-                     trials, list(families), folds, seed, random_state=0, max_train_rows=max_train_rows)
+                     trials, list(families), folds, seed, random_state=0, max_train_rows=max_train_rows, problem="binary")
 
 
 # ---- time_folds -------------------------------------------------------------------------------
@@ -63,9 +64,9 @@ def test_time_folds_too_few_days():
 
 # ---- candidates -------------------------------------------------------------------------------
 def test_candidates_reproducible_base_first_distinct():
-    specs = tu.candidates(BASE, 9, ["hgb", "logreg"], seed=3)
-    assert specs == tu.candidates(BASE, 9, ["hgb", "logreg"], seed=3)
-    assert specs != tu.candidates(BASE, 9, ["hgb", "logreg"], seed=4)
+    specs = tu.candidates(BASE, 9, ["hgb", "logreg"], seed=3, problem="binary")
+    assert specs == tu.candidates(BASE, 9, ["hgb", "logreg"], seed=3, problem="binary")
+    assert specs != tu.candidates(BASE, 9, ["hgb", "logreg"], seed=4, problem="binary")
     assert specs[0] == {"family": "hgb", "params": BASE}
     assert len(specs) == 9
     assert all(s not in specs[:i] for i, s in enumerate(specs))
@@ -80,42 +81,42 @@ def test_candidates_reproducible_base_first_distinct():
 
 
 def test_candidates_respect_families_and_stop_when_exhausted():
-    only_hgb = tu.candidates(BASE, 6, ["hgb"], seed=1)
+    only_hgb = tu.candidates(BASE, 6, ["hgb"], seed=1, problem="binary")
     assert {s["family"] for s in only_hgb} == {"hgb"}
     # a family's draws do not depend on which other families are searched
-    both = tu.candidates(BASE, 9, ["hgb", "logreg"], seed=1)  # 4 logreg, 5 hgb
+    both = tu.candidates(BASE, 9, ["hgb", "logreg"], seed=1, problem="binary")  # 4 logreg, 5 hgb
     assert [s for s in both if s["family"] == "hgb"] == only_hgb[:5]
     # the base plus all 4 values of C; then the hgb grid (144 points, the base among them)
-    logreg = tu.candidates(BASE, 50, ["logreg"], seed=1)
+    logreg = tu.candidates(BASE, 50, ["logreg"], seed=1, problem="binary")
     assert logreg[0]["family"] == "hgb" and len(logreg) == 5
     assert sorted(s["params"]["C"] for s in logreg[1:]) == list(tu.SPACES["logreg"]["C"])
-    everything = tu.candidates(BASE, 1000, ["hgb", "logreg"], seed=1)
+    everything = tu.candidates(BASE, 1000, ["hgb", "logreg"], seed=1, problem="binary")
     assert len(everything) == 144 + 4
     assert all(s not in everything[:i] for i, s in enumerate(everything))
     # the search's random_state wins over one left in base
-    assert tu.candidates({**BASE, "random_state": 7}, 1, ["hgb"], seed=1)[0]["params"] == BASE
+    assert tu.candidates({**BASE, "random_state": 7}, 1, ["hgb"], seed=1, problem="binary")[0]["params"] == BASE
 
 
 def test_candidates_reject_unknown_family():
     with pytest.raises(ValueError, match=r"unknown or no model families \['hgb', 'forest'\]; "
                                          r"expected some of \('hgb', 'logreg'\)"):
-        tu.candidates(BASE, 3, ["hgb", "forest"], seed=0)
+        tu.candidates(BASE, 3, ["hgb", "forest"], seed=0, problem="binary")
 
 
 # ---- build_estimator --------------------------------------------------------------------------
 def test_build_estimator_unknown_family():
     with pytest.raises(ValueError, match=r"unknown model family 'forest'; expected one of \('hgb', 'logreg'\)"):
-        tu.build_estimator("forest", {}, NUMERIC, CATEGORICAL, 0)
+        es.build_estimator("forest", {}, NUMERIC, CATEGORICAL, 0, problem="binary")
 
 
 @pytest.mark.parametrize("family, params", [("hgb", BASE), ("logreg", {"C": 1.0})])
 def test_estimators_round_trip_through_skops_with_trusted_types_only(family, params):
     frame = synthetic()
-    X = tr.feature_matrix(frame, NUMERIC, CATEGORICAL)
-    estimator = tu.build_estimator(family, params, NUMERIC, CATEGORICAL, 0).fit(X, frame["late"].astype(int))
+    X = es.feature_matrix(frame, NUMERIC, CATEGORICAL)
+    estimator = es.build_estimator(family, params, NUMERIC, CATEGORICAL, 0, problem="binary").fit(X, frame["late"].astype(int))
     data = sio.dumps(estimator)
-    assert set(sio.get_untrusted_types(data=data)) <= set(tu.TRUSTED_TYPES)
-    loaded = sio.loads(data, trusted=list(tu.TRUSTED_TYPES))
+    assert set(sio.get_untrusted_types(data=data)) <= set(ar.TRUSTED_TYPES)
+    loaded = sio.loads(data, trusted=list(ar.TRUSTED_TYPES))
     unseen = X.head(20).assign(c=["zzz"] * 10 + [np.nan] * 10)  # an unknown and a missing category
     for rows in (X, unseen):
         np.testing.assert_array_equal(loaded.predict_proba(rows), estimator.predict_proba(rows))
@@ -131,17 +132,17 @@ def fold_scores_by_hand(frame, spec, folds, max_train_rows=0):
         train, valid = rows[day.isin(train_days)], rows[day.isin(valid_days)]
         if max_train_rows and len(train) > max_train_rows:
             train = train.sample(n=max_train_rows, random_state=0)
-        model = tu.build_estimator(spec["family"], spec["params"], NUMERIC, CATEGORICAL, 0)
-        model.fit(tr.feature_matrix(train, NUMERIC, CATEGORICAL), train["late"].astype(int))
+        model = es.build_estimator(spec["family"], spec["params"], NUMERIC, CATEGORICAL, 0, problem="binary")
+        model.fit(es.feature_matrix(train, NUMERIC, CATEGORICAL), train["late"].astype(int))
         scores.append(roc_auc_score(valid["late"].astype(int),
-                                    model.predict_proba(tr.feature_matrix(valid, NUMERIC, CATEGORICAL))[:, 1]))
+                                    model.predict_proba(es.feature_matrix(valid, NUMERIC, CATEGORICAL))[:, 1]))
     return scores
 
 
 def test_search_records_every_trial_and_picks_the_best_mean():
     frame = synthetic()
     best, records = run(frame, trials=4, max_train_rows=150)
-    specs = tu.candidates(BASE, 4, ["hgb", "logreg"], seed=0)
+    specs = tu.candidates(BASE, 4, ["hgb", "logreg"], seed=0, problem="binary")
     assert [r["trial"] for r in records] == [0, 1, 2, 3]
     assert [{"family": r["family"], "params": r["params"]} for r in records] == specs
     for record in records:
@@ -169,7 +170,7 @@ def test_search_passes_over_models_that_cannot_learn():
     # scores rank nothing (AUC exactly 0.5) and a drawn spec wins.
     stump = {**BASE, "min_samples_leaf": 1000}
     best, records = tu.search(synthetic(), synthetic()["date"], NUMERIC, CATEGORICAL, "late", stump, 3, ["hgb"],
-                              3, seed=0, random_state=0)
+                              3, seed=0, random_state=0, problem="binary")
     assert records[0]["params"] == stump and records[0]["fold_roc_auc"] == [0.5, 0.5, 0.5]
     assert best["trial"] != 0 and best["mean_roc_auc"] > 0.5
     assert best["mean_roc_auc"] == max(r["mean_roc_auc"] for r in records)
@@ -194,6 +195,6 @@ def test_search_errors():
     with pytest.raises(ValueError, match=r"day has 10 value\(s\) but frame has 400 row\(s\)"):
         run(frame, day=frame["date"].head(10))
     one_class = frame.assign(late=np.where(frame["date"] >= "2013-01-16", 0.0, frame["late"]))
-    with pytest.raises(tr.TrainingError, match=r"fold 2 \(2013-01-17 to 2013-01-20\): its validation rows "
+    with pytest.raises(es.TrainingError, match=r"fold 2 \(2013-01-17 to 2013-01-20\): its validation rows "
                                                r"hold only one class of 'late'"):
         run(one_class, trials=1)

@@ -14,9 +14,9 @@ import luigi
 import pandas as pd
 import pytest
 
-from pipeline.dataset import builtin
+from pipeline.description import builtin
 from pipeline import storage as st
-from pipeline.landing import landing_file
+from pipeline.flights.landing import landing_file
 from tasks import CandidateModel, CleanPartition, CleanReference, FeaturePartition, RawPartition
 from tasks.cli import main
 from tasks.config import get_storage

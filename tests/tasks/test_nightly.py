@@ -11,7 +11,7 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from pipeline import storage as st
-from pipeline.landing import landing_file
+from pipeline.flights.landing import landing_file
 from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
                    ModelMonitoring, NightlyPipeline, Predictions, RawPartition)
 from tasks.config import get_storage

@@ -39,7 +39,7 @@ def test_plan_lists_what_would_run_and_why_without_running_anything(small_pipeli
 
 
 def test_plan_reports_a_missing_landing_file_as_waiting(small_pipeline, capsys):
-    from pipeline.landing import landing_file
+    from pipeline.flights.landing import landing_file
 
     os.remove(landing_file(get_storage().landing, "flights", D(2013, 1, 2)))
     main(["plan", "--start", "2013-01-02", "--end", "2013-01-02"])

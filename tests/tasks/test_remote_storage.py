@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from pipeline.landing import land_demo
+from pipeline.flights.landing import land_demo
 from tasks import NightlyPipeline
 from tasks.config import get_storage
 from tests.conftest import SMALL

@@ -1,6 +1,6 @@
 """The model stages' bounded samples through luigi on the short real pipeline: the capped training
 sample (reproducible, in proportion to each day's rows, exactly the rows a bare fit gets from
-pipeline.training.training_rows) and the gate's capped holdout sample, read back from the outputs."""
+tests.pipeline.builders.sampled_inputs) and the gate's capped holdout sample, read back from the outputs."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +13,15 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from pipeline import storage as st
-from pipeline import training
+from pipeline.artifact import dump_model
+from pipeline.estimators import make_estimator, predict
+from pipeline.hashing import sha256_bytes
+from pipeline.partitions import read_partitions
+from pipeline.sampling import sample_rows
 from tasks import CandidateModel, Deployment, FeaturePartition, ModelEvaluation
-from tasks.base import dataset, read_partitions
+from tasks.config import current_dataset
 from tasks.model import feature_targets, model_columns
+from tests.pipeline.builders import sampled_inputs
 
 D = dt.date
 
@@ -28,7 +33,7 @@ def build(*tasks):
 
 
 def labelled_rows(day: dt.date) -> int:
-    return int(st.read_parquet(FeaturePartition(date=day).output(), columns=[dataset.target.name])[dataset.target.name]
+    return int(st.read_parquet(FeaturePartition(date=day).output(), columns=[current_dataset().target.name])[current_dataset().target.name]
                .notna().sum())
 
 
@@ -48,15 +53,15 @@ def test_capped_training_sample_is_reproducible_proportional_and_the_bare_fits_r
         assert abs(meta["rows_trained_by_day"][day.isoformat()] - share * n) <= 1
     assert len(meta["input_fingerprints"]) == len(train_days)
 
-    # the benchmark's reference: a bare fit of make_estimator on training_rows(...) is the same model
-    X, y = training.training_rows(read_partitions(feature_targets(train_days), model_columns()),
-                                  dataset.numeric_features, dataset.categorical_features, dataset.target.name,
-                                  task.max_train_rows, task.random_state)
+    # the benchmark's reference: a bare fit of make_estimator on the sampled window is the same model
+    data = current_dataset()
+    X, y = sampled_inputs(read_partitions(feature_targets(train_days), model_columns()), data.target.name,
+                          task.max_train_rows, task.random_state, data.numeric_features, data.categorical_features)
     assert len(X) == 1500 and y.mean() == meta["positive_rate"]
-    bare = training.make_estimator(dataset.numeric_features, dataset.categorical_features, task.hyperparameters)
+    bare = make_estimator(data.numeric_features, data.categorical_features, task.hyperparameters, data.problem)
     with threadpool_limits(limits=1):  # as the task's run() ([compute] threads = 1)
         bare.fit(X, y)
-    assert training.dump_model(bare) == blob
+    assert dump_model(bare) == blob
 
     # a rerun samples the same rows: the same model bytes and reference profile
     shutil.rmtree(task.directory())
@@ -72,8 +77,8 @@ def test_default_caps_do_not_bind_on_the_real_data(small_pipeline, luigi_config)
     build(task)
     meta = st.read_json(task.files()["metadata"])
     assert meta["rows_trained"] == meta["rows_labelled"] == meta["reference_profile"]["rows"]
-    rows, _ = training.sample_rows(read_partitions(feature_targets(task.windows()[0]), model_columns()),
-                                   dataset.target.name, 0, 0)
+    rows, _ = sample_rows(read_partitions(feature_targets(task.windows()[0]), model_columns()),
+                          current_dataset().target.name, 0, 0)
     assert len(rows) == meta["rows_trained"]
 
 
@@ -82,17 +87,18 @@ def test_gate_scores_a_capped_seeded_sample_of_the_holdout(small_pipeline, luigi
     build(Deployment(date=D(2013, 1, 6)))
     record = st.read_json(ModelEvaluation(date=D(2013, 1, 6)).record())
     holdout_day = CandidateModel(date=D(2013, 1, 6)).windows()[1][0]
-    available = len(st.read_parquet(FeaturePartition(date=holdout_day).output(), columns=[dataset.target.name]))
+    available = len(st.read_parquet(FeaturePartition(date=holdout_day).output(), columns=[current_dataset().target.name]))
     assert record["holdout_rows"] == {"available": available, "labelled": labelled_rows(holdout_day),
                                       "evaluated": 400, "max_eval_rows": 400, "sample_seed": 3}
     assert record["production_version"] is not None
     assert record["challenger"]["rows"] == record["production"]["rows"] == 400
     assert record["decision"]["comparison"]["rows"] == 400
-    rows, _ = training.sample_rows(read_partitions({holdout_day: FeaturePartition(date=holdout_day).output()},
-                                                   model_columns()), dataset.target.name, 400, 3)
+    data = current_dataset()
+    rows, _ = sample_rows(read_partitions({holdout_day: FeaturePartition(date=holdout_day).output()},
+                                          model_columns()), data.target.name, 400, 3)
     challenger, _ = CandidateModel(date=D(2013, 1, 6)).load()
-    scores = training.predict(challenger, rows, dataset.numeric_features, dataset.categorical_features)
-    assert record["challenger"]["roc_auc"] == pytest.approx(roc_auc_score(rows[dataset.target.name].astype(int), scores))
+    scores = predict(challenger, rows, data.numeric_features, data.categorical_features, data.problem)
+    assert record["challenger"]["roc_auc"] == pytest.approx(roc_auc_score(rows[data.target.name].astype(int), scores))
 
 
 def test_training_reads_the_window_one_day_at_a_time(small_pipeline, luigi_config, monkeypatch):
@@ -150,6 +156,6 @@ def test_read_partitions_reads_lazily_only_the_columns_asked_for(tmp_path):
     assert day == D(2013, 1, 1) and table.column_names == ["c", "x"] and len(fingerprints) == 1
     assert str(table.schema.field("c").type) == "dictionary<values=string, indices=int32, ordered=0>"
     assert len(list(parts)) == 2 and len(fingerprints) == 3
-    assert fingerprints[targets[D(2013, 1, 1)].path] == st.sha256_bytes(st.read_bytes(targets[D(2013, 1, 1)]))
+    assert fingerprints[targets[D(2013, 1, 1)].path] == sha256_bytes(st.read_bytes(targets[D(2013, 1, 1)]))
     with pytest.raises(KeyError, match=r"column\(s\) \['late'\] are missing from .*day0\.parquet"):
         next(read_partitions(targets, ["c", "late"]))

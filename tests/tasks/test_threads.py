@@ -20,7 +20,7 @@ PROBE = textwrap.dedent('''
     import luigi
     import pyarrow as pa
     from threadpoolctl import threadpool_info
-    from tasks.config import limit_threads
+    from tasks.threads import limit_threads
 
     assert "sklearn" not in sys.modules, "the probe must start before scikit-learn is imported"
 
@@ -82,7 +82,7 @@ def test_parallel_workers_cap_pyarrow_per_task(tmp_path):
 @pytest.mark.slow
 def test_parallel_workers_import_the_lazy_libraries_once_not_once_per_task(tmp_path):
     """luigi forks a process per task when it has several workers; what the tasks import inside
-    run() is imported once, before the fork (tasks.config.preload_for_workers), not in every child.
+    run() is imported once, before the fork (tasks.threads.preload_for_workers), not in every child.
     Python's import-time log (one line per module imported, in whichever process) shows it."""
     from tests.test_commands import BIN, OVERLAY, land, run
 

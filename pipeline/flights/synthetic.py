@@ -1,18 +1,5 @@
-"""Scale data: daily landing files of any size with the flights data's schema and structure.
-
-Each synthetic day D is built from the real 2013 day with D's month and day (Feb 29 uses Feb 28):
-its flights are resampled with replacement, whole rows at a time, so every joint relation of the
-real data survives (carrier x route x schedule x aircraft, and the delay, hence the label, given
-all of them); the weather file is that real day's weather. The day's label therefore depends on
-the features, weather included, the way it does in the real data. Each resampled flight is moved
-by up to +-30 minutes (its schedule, actual times and hour move together) and gets a flight number
-that keeps the contract's key (carrier, flight, origin, sched_dep_time) unique.
-
-Drift, from `drift_start` on: departures are scheduled `drift_shift_minutes` later (a covariate
-shift the monitoring alerts on) and every delay grows by `drift_delay_minutes` (a shift of the
-label given the features, which lowers the live model's quality).
-
-Deterministic: a day's files depend only on (seed, date, rows, drift), not on the range landed."""
+"""Synthetic scale data: daily flights and weather landing files of any size, resampled from the
+real 2013 days with the flights data's schema and structure, with drift where asked."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline import storage
-from pipeline.landing import _write_csv, landing_file
+from pipeline.flights.landing import landing_file, write_csv
 
 JITTER_MINUTES = 30
 MAX_FLIGHT_NUMBER = 9999
@@ -36,6 +23,9 @@ _FLIGHT_COLUMNS = ["year", "month", "day", "dep_time", "sched_dep_time", "dep_de
 
 @dataclass(frozen=True)
 class Drift:
+    """From `start` on, departures are scheduled `shift_minutes` later (a covariate shift the
+    monitoring alerts on) and every delay grows by `delay_minutes` (a shift of the label given the
+    features, which lowers the live model's quality)."""
     start: dt.date
     shift_minutes: int = 90
     delay_minutes: float = 20.0
@@ -71,21 +61,22 @@ def _hhmm(minutes: np.ndarray) -> np.ndarray:
 
 def synthetic_flights(base: pd.DataFrame, date: dt.date, rows: int, rng: np.random.Generator,
                       drift: Drift | None = None) -> pa.Table:
-    """`rows` flights of `date` resampled from `base` (one real day's flights)."""
+    """`rows` flights of `date` resampled from `base`, the real 2013 day with its month and day
+    (Feb 29 uses Feb 28: real_day). Whole rows are resampled with replacement, so every joint
+    relation of the real data survives (carrier x route x schedule x aircraft, and the delay, hence
+    the label, given all of them): the label depends on the features, weather included, the way it
+    does in the real data. Each flight is moved by up to +-JITTER_MINUTES (its schedule, actual
+    times and hour move together) and gets a flight number that keeps the contract's key (carrier,
+    flight, origin, sched_dep_time) unique."""
     if rows < 0:
         raise ValueError(f"rows per day must be >= 0, not {rows}")
     pick = rng.integers(0, len(base), rows)
-    sched_dep = base["sched_dep_time"].to_numpy(np.int64)[pick]
-    old = _minutes(sched_dep)
+    old = _minutes(base["sched_dep_time"].to_numpy(np.int64)[pick])
     shift = rng.integers(-JITTER_MINUTES, JITTER_MINUTES + 1, rows)
     drifting = drift is not None and date >= drift.start
     if drifting:
         shift = shift + drift.shift_minutes
-    new = old + shift
-    outside = (new < 0) | (new > 1439)  # the departure stays on its day: mirrored, not piled up at 00:00/23:59
-    new[outside] = old[outside] - shift[outside]
-    new = np.clip(new, 0, 1439)
-    shift = new - old
+    new, shift = _moved_departures(old, shift)
 
     dep_delay = base["dep_delay"].to_numpy(np.float64)[pick]
     arr_delay = base["arr_delay"].to_numpy(np.float64)[pick]
@@ -97,16 +88,7 @@ def synthetic_flights(base: pd.DataFrame, date: dt.date, rows: int, rng: np.rand
     hour, minute = new // 60, new % 60
     sched_dep_time = hour * 100 + minute
     flight = _unique_flight_numbers(carrier, origin, sched_dep_time)
-    # time_hour: the scheduled hour in UTC, with the real day's offset from local time (DST aware)
-    local = pd.to_datetime(base["time_hour"].str.slice(0, 13), format="%Y-%m-%dT%H")
-    real_midnight = pd.Timestamp(2013, *real_day(date))
-    offset = ((local - real_midnight).dt.total_seconds() // 3600).to_numpy(np.int64) - base["hour"].to_numpy(np.int64)
-    utc_hours = hour + offset[pick]
-    stamps = {h: (pd.Timestamp(date) + pd.Timedelta(hours=int(h))).strftime("%Y-%m-%dT%H:%M:%SZ")
-              for h in np.unique(utc_hours)}
-    codes, uniques = pd.factorize(utc_hours)
-    time_hour = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
-                                               pa.array([stamps[h] for h in uniques], pa.string()))
+    time_hour = _utc_hours(base, date, hour, pick)
     n = rows
     columns = {
         "year": np.full(n, date.year), "month": np.full(n, date.month), "day": np.full(n, date.day),
@@ -123,6 +105,34 @@ def synthetic_flights(base: pd.DataFrame, date: dt.date, rows: int, rng: np.rand
         "distance": base["distance"].to_numpy(np.int64)[pick],
         "hour": hour, "minute": minute,
     }
+    return _flights_table(columns, time_hour)
+
+
+def _moved_departures(old: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The departure minutes `old` moved by `shift`, and the shifts as applied: a departure moved
+    past its day's midnight is moved the other way instead (mirrored, not piled up at 00:00/23:59)."""
+    new = old + shift
+    outside = (new < 0) | (new > 1439)
+    new[outside] = old[outside] - shift[outside]
+    new = np.clip(new, 0, 1439)
+    return new, new - old
+
+
+def _utc_hours(base: pd.DataFrame, date: dt.date, hour: np.ndarray, pick: np.ndarray) -> pa.DictionaryArray:
+    """time_hour: the scheduled hour in UTC, with the real day's offset from local time (DST aware)."""
+    local = pd.to_datetime(base["time_hour"].str.slice(0, 13), format="%Y-%m-%dT%H")
+    real_midnight = pd.Timestamp(2013, *real_day(date))
+    offset = ((local - real_midnight).dt.total_seconds() // 3600).to_numpy(np.int64) - base["hour"].to_numpy(np.int64)
+    utc_hours = hour + offset[pick]
+    stamps = {h: (pd.Timestamp(date) + pd.Timedelta(hours=int(h))).strftime("%Y-%m-%dT%H:%M:%SZ")
+              for h in np.unique(utc_hours)}
+    codes, uniques = pd.factorize(utc_hours)
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                          pa.array([stamps[h] for h in uniques], pa.string()))
+
+
+def _flights_table(columns: dict[str, np.ndarray], time_hour: pa.DictionaryArray) -> pa.Table:
+    """The flights file's columns as an arrow table in the file's column order."""
     arrays = {}
     for name, values in columns.items():
         if values.dtype == object:
@@ -154,7 +164,7 @@ def _unique_flight_numbers(carrier: np.ndarray, origin: np.ndarray, sched_dep_ti
 
 
 def synthetic_weather(base: pd.DataFrame, date: dt.date) -> pd.DataFrame:
-    """The real day's weather observations, dated `date`."""
+    """The real day's weather observations (the day synthetic_flights resamples), dated `date`."""
     out = base.copy()
     out["year"], out["month"], out["day"] = date.year, date.month, date.day
     real_midnight = pd.Timestamp(2013, *real_day(date))
@@ -173,7 +183,8 @@ def land_synthetic(landing_root: str, start: dt.date, end: dt.date, rows_per_day
                    drift: Drift | None = None, overwrite: bool = False,
                    store: storage.Storage | None = None, source: Source | None = None) -> dict:
     """Write synthetic flights and weather CSVs for every day in [start, end] plus the aircraft
-    table into the landing zone. Existing files are left alone unless `overwrite`."""
+    table into the landing zone. Existing files are left alone unless `overwrite`. Deterministic:
+    a day's files depend only on (seed, date, rows, drift), not on the range landed."""
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     if rows_per_day < 1:
@@ -195,6 +206,6 @@ def land_synthetic(landing_root: str, start: dt.date, end: dt.date, rows_per_day
         weather = synthetic_weather(src.weather.get(key, src.weather_empty), date)
         storage.write_bytes(weather_at, weather.to_csv(index=False).encode())
         written += 2
-    w = _write_csv(target(landing_file(landing_root, "planes")), src.planes, overwrite)
+    w = write_csv(target(landing_file(landing_root, "planes")), src.planes, overwrite)
     written, skipped = written + w, skipped + 1 - w
     return {"written": written, "skipped": skipped, "days": len(days)}

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.contracts import Column, ContractViolation, TableContract
-from pipeline.ingest import PARSE_ERRORS, parse_landing, parse_landing_file, parse_landing_parquet
+from pipeline.ingest import PARSE_ERRORS, parse_landing, parse_landing_file
+from pipeline.ingest_parquet import parse_landing_parquet
 from pipeline.validate import RULES, validate_table
 from tests.pipeline.test_ingest import T, expected
 

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from pipeline import storage as st
-from pipeline.landing import landing_file
+from pipeline.flights.landing import landing_file
 from tasks import CleanPartition, RawPartition
 from tasks.cli import main
 from tasks.config import get_storage

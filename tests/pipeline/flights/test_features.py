@@ -4,16 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import flights as fl
-from pipeline.dataset import builtin
+from pipeline.description import builtin
+from pipeline.flights import features as fl
 from pipeline.validate import RULES, validate_table
 
 DAY = dt.date(2013, 1, 10)
-DS = builtin()  # flights.toml
+DS = builtin()  # pipeline/flights/dataset.toml
 
 
 def build(flights, weather, planes, history, date, trailing_days):
-    """The day's feature partition as the FeaturePartition stage builds it from flights.toml."""
+    """The day's feature partition as the FeaturePartition stage builds it from dataset.toml."""
     return DS.feature_frame({"flights": flights, "weather": weather}, {"planes": planes}, history, date,
                             trailing_days)
 

@@ -1,6 +1,5 @@
-"""The flights dataset's code: its multi-column row checks, the per-day history summary and the
-feature function that pipeline/flights.toml names. Its tables, contracts, target and feature
-names are declared in that file; the stages never name a flights column."""
+"""The flights dataset's code that dataset.toml names: its multi-column row checks, the per-day
+history summary and the feature function (its tables, contracts and feature names are in the TOML)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +10,7 @@ import pandas as pd
 from pipeline.contracts import RowCheck
 from pipeline.dataset import DayData
 
-TARGET = "late"  # [target] name in flights.toml: what the history rows' label column is called
+TARGET = "late"  # [target] name in dataset.toml: what the history rows' label column is called
 
 
 def _valid_hhmm(series: pd.Series) -> pd.Series:
@@ -44,7 +43,7 @@ def summarize_history(rows: pd.DataFrame) -> pd.DataFrame:
     """Per day, carrier and route of an earlier day's flights (with their `late` label): the number
     of labelled flights and how many arrived late (HISTORY_SUMMARY_COLUMNS). Sums and counts add
     up, so trailing rates over any set of days computed from summaries equal those computed from
-    the flights themselves. [features] history_summary in flights.toml."""
+    the flights themselves. [features] history_summary in dataset.toml."""
     keys = ["year", "month", "day", "carrier", "origin", "dest"]
     labelled = rows.loc[rows[TARGET].notna(), keys + [TARGET]]
     out = (labelled.groupby(keys, observed=True, sort=True)[TARGET].agg(late_sum="sum", late_count="count")
@@ -58,7 +57,7 @@ def summarize_history(rows: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(day: DayData) -> pd.DataFrame:
     """The features of each flight of `day` (one row per flight, in order): [features] function
-    in flights.toml. Reads the day's flights and weather, the planes reference table and the
+    in dataset.toml. Reads the day's flights and weather, the planes reference table and the
     trailing history summaries (summarize_history of earlier days only: rows of the day or later
     raise); the trailing aggregates use the last `day.history_days` days. Lookups go through
     integer codes and small tables (no row-by-row merges): linear in the rows, small constant."""
@@ -204,9 +203,9 @@ def _smoothed_rate(late: np.ndarray, count: np.ndarray, rows: np.ndarray, h_code
 
 
 def __getattr__(name: str):
-    """FLIGHTS, WEATHER, PLANES: the tables' contracts as flights.toml declares them."""
+    """FLIGHTS, WEATHER, PLANES: the tables' contracts as dataset.toml declares them."""
     if name in ("FLIGHTS", "WEATHER", "PLANES"):
-        from pipeline.dataset import builtin
+        from pipeline.description import builtin
 
         return builtin().contract(name.lower())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

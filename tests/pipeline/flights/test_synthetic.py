@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import flights, ingest, synthetic, validate
-from pipeline.dataset import builtin
-from pipeline.landing import landing_file
+from pipeline import ingest, validate
+from pipeline.description import builtin
+from pipeline.flights import features as flights
+from pipeline.flights import synthetic
+from pipeline.flights.landing import landing_file
 from tasks.cli import main
 
 DAY = dt.date(2022, 7, 14)
@@ -53,7 +55,7 @@ def test_the_label_depends_on_the_features_as_in_the_real_day(source):
     flights_csv, _ = day_files(source, DAY, 50_000)
     synth = pd.read_csv(io.BytesIO(flights_csv))
     real = source.flights[synthetic.real_day(DAY)]
-    def late(frame):  # the flights target (flights.toml) of each row
+    def late(frame):  # the flights target (dataset.toml) of each row
         return pd.Series(builtin().label(frame), index=frame.index)
     assert abs(late(synth).mean() - late(real).mean()) < 0.02
     # the late rate by carrier and by origin follows the real day's (resampled jointly)

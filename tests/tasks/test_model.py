@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import registry as rg
 from pipeline import storage as st
-from pipeline.training import ModelIntegrityError
+from pipeline.artifact import ModelIntegrityError
 from tasks import Deployment, ModelEvaluation, ModelMonitoring, Predictions
 from tasks.cli import main
 from tasks.config import get_storage
@@ -64,7 +64,7 @@ def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_
     assert f"2013-01-08: scored by {versions[1]}" in capsys.readouterr().out
     report_file = tmp_path / "report.html"
     assert main(["report", "--start", "2013-01-05", "--end", "2013-01-09", "--output", str(report_file)]) == 0
-    assert "2 monitored day(s), 3 without monitoring output"  # 07 and 08 were run in capsys.readouterr().out
+    assert "2 monitored day(s), 3 without monitoring output" in capsys.readouterr().out  # 07 and 08 were run
     page = report_file.read_text()
     assert page.count("data:image/png;base64,") == 3  # performance timeline, drift, current model
     assert "rolled back" in page and "late scores looked wrong" in page and versions[1] in page and "2013-01-09" in page
@@ -112,3 +112,31 @@ def test_tune_ranks_trials_on_a_dates_training_window(small_pipeline, luigi_conf
     assert all(len(t["fold_roc_auc"]) == 2 and 0.4 < t["mean_roc_auc"] < 1 for t in result["trials"])
     assert result["best"]["mean_roc_auc"] == max(t["mean_roc_auc"] for t in result["trials"])
     assert "3 trial(s), 2 time-ordered folds over 2013-01-02..2013-01-06" in printed
+
+
+def test_deployment_refuses_a_decision_when_production_was_moved_by_hand_after_its_evaluation(small_pipeline,
+                                                                                            luigi_config):
+    import luigi
+    from luigi.execution_summary import LuigiStatusCode
+
+    from tasks.model import move_production
+
+    luigi_config({"gate": {"min_roc_auc": 0.5, "tolerance": 1.0}})  # every challenger is blessed
+    built = luigi.build([Deployment(date=D(2013, 1, 6)), ModelEvaluation(date=D(2013, 1, 7))],
+                        local_scheduler=True, detailed_summary=True)
+    assert built.status == LuigiStatusCode.SUCCESS
+    before = st.read_json(ModelEvaluation(date=D(2013, 1, 7)).record())["production_version"]
+    earlier = st.read_json(Deployment(date=D(2013, 1, 5)).output())["production_version"]
+    assert before == st.read_json(Deployment(date=D(2013, 1, 6)).output())["production_version"] != earlier
+    # an operator rolls back between the evaluation of 2013-01-07 and its deployment decision
+    move_production(get_storage(), earlier, "rolled_back", "by hand")
+
+    decision = Deployment(date=D(2013, 1, 7))
+    failed = luigi.build([decision], local_scheduler=True, detailed_summary=True)
+    assert failed.status == LuigiStatusCode.FAILED
+    with pytest.raises(rg.RegistryError, match=rf"the production model for 2013-01-07 is now {earlier}, but the "
+                                               rf"evaluation compared the challenger with {before} .*mlpipe invalidate "
+                                               r"--stage evaluation --start 2013-01-07 --end 2013-01-07 --yes"):
+        decision.run()
+    assert not decision.output().exists()
+    assert rg.Registry(get_storage()).alias()["version"] == earlier  # the rollback stands

@@ -1,0 +1,122 @@
+"""`mlpipe models list|show|promote|rollback|which`: the model registry from the command line."""
+from __future__ import annotations
+
+import json
+
+from pipeline import registry
+from pipeline.metrics import HEADLINE_METRIC
+from tasks import queries
+from tasks.commands.common import date_arg, fail
+from tasks.config import current_dataset, get_storage
+from tasks.model import move_production
+
+
+def _metric(metrics: dict | None, name: str) -> str:
+    value = (metrics or {}).get(name)
+    return "-" if value is None else f"{value:.4f}"
+
+
+def cmd_models_list(args) -> int:
+    versions = queries.model_versions()
+    if not versions:
+        print(f"no published model versions under {registry.Registry(get_storage()).base}")
+        return 0
+    metric = HEADLINE_METRIC[current_dataset().problem]
+    print(f"{'version':<24}{'as of':<12}{'rows trained':>13}{'holdout ' + metric:>17}  served (dates)")
+    for v in versions:
+        m = v["manifest"]
+        print(f"{v['version']:<24}{m.get('as_of', '-'):<12}{m.get('rows_trained', '-'):>13}"
+              f"{_metric(m.get('metrics'), metric):>17}  {', '.join(v['served']) or 'never'}"
+              + ("  <- production" if v["live"] else ""))
+    return 0
+
+
+def cmd_models_show(args) -> int:
+    try:
+        found = queries.model_details(args.version)
+    except queries.QueryError as exc:
+        return fail(str(exc))
+    manifest, checks = found["manifest"], found["checks"]
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+        return 0
+    gate, tuning = manifest.get("gate") or {}, manifest.get("tuning") or {}
+    print(f"version:          {found['version']}  ({found['directory']})")
+    print(f"as of:            {manifest.get('as_of')}  trained {manifest.get('trained_at')}")
+    print(f"model:            {manifest.get('family', 'hgb')} {json.dumps(manifest.get('model_params') or {})}")
+    print(f"training window:  {manifest['train_days'][0]}..{manifest['train_days'][-1]} "
+          f"({manifest.get('rows_trained')} rows); holdout {', '.join(manifest['holdout_days'])}")
+    print("holdout metrics:  " + ", ".join(f"{k} {v:.4f}" for k, v in (manifest.get("metrics") or {}).items()
+                                          if isinstance(v, float)))
+    print(f"gate:             {'BLESSED' if gate.get('blessed') else 'REJECTED'}: " + "; ".join(gate.get("reasons", [])))
+    if tuning.get("trials"):
+        score = tuning["best"].get("score_name", "roc_auc")  # records from before score_name
+        print(f"tuning:           {len(tuning['trials'])} trial(s), best mean CV {score} "
+              f"{tuning['best']['mean_' + score]:.4f} (trial {tuning['best']['trial']})")
+    print(f"inputs:           {len(manifest.get('input_fingerprints', {}))} feature partition(s), sha256 recorded")
+    print(f"code:             {json.dumps(manifest.get('code_version'))}")
+    print(f"libraries:        {json.dumps(manifest.get('library_versions'))}")
+    print("files:            " + ", ".join(f"{name} {state}" for name, state in checks.items()))
+    for period in found["periods"]:
+        print(f"{period['kind']:<17} serving {period['from']}..{period['to'] or 'now'}"
+              f"{'' if period['served'] else ' (replaced the same day: never served)'}; by {period['moved_by']}: "
+              f"{period['reason']}")
+    return 0 if all(state == "ok" for state in checks.values()) else 1
+
+
+def _move(kind: str, version: str, reason: str) -> int:
+    try:
+        record = move_production(get_storage(), version, kind, reason)
+    except registry.RegistryError as exc:
+        return fail(str(exc))
+    print(f"production is now {record['version']} (was {record['previous_version']}), {kind.replace('_', ' ')} by "
+          f"{record['moved_by']}: {reason}\nit serves the dates after {record['as_of']}: the next nightly run "
+          f"scores with it and compares its challenger with it")
+    return 0
+
+
+def cmd_models_promote(args) -> int:
+    return _move("promoted", args.version, args.reason)
+
+
+def cmd_models_rollback(args) -> int:
+    try:
+        version = args.to or registry.Registry(get_storage()).rollback_target()
+    except registry.RegistryError as exc:
+        return fail(str(exc))
+    return _move("rolled_back", version, args.reason)
+
+
+def cmd_models_which(args) -> int:
+    """Which version served a date: from the predictions' own record, else from the decisions."""
+    try:
+        found = queries.which(args.date)
+    except queries.QueryError as exc:
+        return fail(str(exc))
+    if found["scored"]:
+        print(f"{args.date}: scored by {', '.join(found['versions']) or 'no model'} (recorded in {found['recorded_in']})")
+    else:
+        print(f"{args.date}: not scored yet; the model in production for it is {found['live'] or 'none'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    models = sub.add_parser("models", help="the model registry: list, show, promote, rollback, which")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    p = msub.add_parser("list", help="published versions, their holdout metric and the dates each served")
+    p.set_defaults(func=cmd_models_list)
+    p = msub.add_parser("show", help="a version's manifest, file checks and live periods")
+    p.add_argument("version", help="a version id, or 'production' for the live one")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(func=cmd_models_show)
+    p = msub.add_parser("promote", help="put a published version in production from the next nightly run on")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True, help="why (kept in the alias history)")
+    p.set_defaults(func=cmd_models_promote)
+    p = msub.add_parser("rollback", help="go back to the previous production version (or --to VERSION)")
+    p.add_argument("--to", metavar="VERSION", help="the version to go back to (default: the one live before)")
+    p.add_argument("--reason", required=True, help="why (kept in the alias history)")
+    p.set_defaults(func=cmd_models_rollback)
+    p = msub.add_parser("which", help="which model version scored (or will score) a date")
+    p.add_argument("--date", type=date_arg, required=True)
+    p.set_defaults(func=cmd_models_which)
