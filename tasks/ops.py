@@ -217,5 +217,5 @@ def removable_paths(task) -> list[str]:
 def last_day_with_outputs() -> dt.date | None:
     """The latest date that has a feature partition (where the pipeline has got to)."""
     prefix = layout.undated(FeaturePartition(date=dt.date(2000, 1, 1)).output().path)
-    days = [name[len("date="):] for name in get_storage().listdir(prefix) if name.startswith("date=")]
-    return dt.date.fromisoformat(max(days)) if days else None
+    days = [layout.date_in(f"{prefix}/{name}") for name in get_storage().listdir(prefix)]
+    return max((d for d in days if d is not None), default=None)

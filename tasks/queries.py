@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline import monitoring, registry
 from pipeline import storage as st
-from pipeline.layout import MODEL_FILE, REPORT_FILE
+from pipeline.layout import EVALUATION_FILE, MODEL_FILE, REPORT_FILE
 from tasks.config import current_dataset, get_storage
 from tasks.features import FeaturePartition
 from tasks.model import Deployment, ModelEvaluation, live_version
@@ -126,7 +126,7 @@ def monitoring_days(start: dt.date, end: dt.date) -> dict:
     alias, current = reg.alias(), None
     if alias:
         current = {"version": alias["version"], "manifest": reg.manifest(alias["version"]),
-                   "evaluation": json.loads(reg.read_file(alias["version"], "evaluation.json"))}
+                   "evaluation": json.loads(reg.read_file(alias["version"], EVALUATION_FILE))}
     return {"days": days, "missing": missing, "events": reg.history(), "current": current}
 
 

@@ -3,6 +3,19 @@ luigi.cfg overrides that are undone after each test."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Tests run side by side in pytest-xdist workers (scripts/test.sh). luigi's pid lock refuses a
+    # command line that is already running, and keeps its pid files in the temporary directory
+    # ([core] lock_pid_dir defaults to $TMPDIR/luigi): give each worker, and the pipeline processes
+    # its tests start, a temporary directory of its own, so that the same command in two workers
+    # is not mistaken for a second copy of one run.
+    _worker_tmp = os.path.join(tempfile.gettempdir(), f"mlpipe-tests-{os.environ['PYTEST_XDIST_WORKER']}")
+    os.makedirs(_worker_tmp, exist_ok=True)
+    os.environ["TMPDIR"] = _worker_tmp
+    tempfile.tempdir = None  # read TMPDIR again
 
 import luigi
 import luigi.configuration
