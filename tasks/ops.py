@@ -207,7 +207,7 @@ def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> l
 
 def removable_paths(task) -> list[str]:
     """The stored outputs of `task` (whole directories for flagged outputs)."""
-    if isinstance(task, STAGES["clean"]):
+    if isinstance(task, CleanPartition):
         outs = task.outputs(task.date)
         return [outs["flag"].path.rsplit("/", 1)[0], outs["quarantine"].path, outs["report"].path]
     path = task.output().path

@@ -8,13 +8,16 @@ import json
 
 import pandas as pd
 
-from pipeline import monitoring, registry
+from pipeline import monitoring, registry, tuning
 from pipeline import storage as st
+from pipeline.estimators import FAMILIES
 from pipeline.layout import EVALUATION_FILE, MODEL_FILE, REPORT_FILE
+from pipeline.partitions import read_frames
 from tasks.config import current_dataset, get_storage
 from tasks.features import FeaturePartition
-from tasks.model import Deployment, ModelEvaluation, live_version
+from tasks.model import CandidateModel, Deployment, ModelEvaluation, live_version
 from tasks.serving import ModelMonitoring, Predictions
+from tasks.threads import limit_threads
 
 
 class QueryError(RuntimeError):
@@ -133,12 +136,6 @@ def monitoring_days(start: dt.date, end: dt.date) -> dict:
 def tuning_search(date: dt.date, trials: int, families: list[str] | None, folds: int, seed: int) -> dict:
     """A search over `trials` candidate models on the training window of `date` (deploys nothing):
     the window's days, the best spec and every trial (pipeline.tuning.search)."""
-    from pipeline import tuning
-    from pipeline.estimators import FAMILIES
-    from pipeline.partitions import read_frames
-    from tasks.model import CandidateModel
-    from tasks.threads import limit_threads
-
     data, candidate = current_dataset(), CandidateModel(date=date)
     train_days, _ = candidate.windows()
     missing = [d for d in train_days if not FeaturePartition(date=d).output().exists()]
