@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.contracts import TableContract
 from pipeline.hooks import DatasetError, resolve
+from pipeline.readiness import ReadinessRule
 
 DAY_COLUMN = "date"  # added to every feature row and history row: the day's ISO date
 _EMPTY_DTYPES = {"int": "Int64", "float": "float64", "string": "string"}  # pipeline.ingest's types
@@ -62,6 +63,7 @@ class Dataset:
     feature_function: str
     history_summary: str | None
     input_columns: dict[str, list[str] | None] = field(default_factory=dict)
+    readiness: dict[str, ReadinessRule] = field(default_factory=dict)
 
     @property
     def problem(self) -> str:
@@ -86,6 +88,10 @@ class Dataset:
         """Where (relative to the landing zone) the upstream system drops `table`'s file of `date`."""
         pattern = self.landing[table]
         return pattern.format(date=date) if date is not None else pattern
+
+    def readiness_rule(self, table: str) -> ReadinessRule:
+        """When `table`'s landing file counts as delivered ([tables.<table>] ready)."""
+        return self.readiness.get(table) or ReadinessRule(table=table)
 
     def contract(self, table: str) -> TableContract:
         for tables in (self.daily_tables, self.reference_tables):

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from pipeline import layout
-from pipeline.registry import Registry, RegistryError, version_id
+from pipeline.registry import MANUAL_KINDS, AliasRead, Registry, RegistryError, version_id
 
 
 def decide(date: dt.date, evaluation: dict, before: str | None, lineage: str) -> dict:
@@ -29,11 +29,18 @@ def decide(date: dt.date, evaluation: dict, before: str | None, lineage: str) ->
     }
 
 
-def live_version(registry: Registry, date: dt.date, previous_decision: dict | None) -> str | None:
+def live_version(registry: Registry, date: dt.date, previous_decision: dict | None,
+                 seen: AliasRead | None = None) -> str | None:
     """The registry version in production for `date`: the one chosen by the deployment decision
     of the day before (`previous_decision`, None before the first one), unless a manual promote
-    or rollback was recorded after that decision."""
-    override = registry.override_after(date - dt.timedelta(days=1))
+    or rollback was recorded after that decision. `seen`: the production alias as the caller read
+    it (read here when None); a manual move after the day before's decision counts from the
+    moment it moved the alias, before its override record is written."""
+    after = date - dt.timedelta(days=1)
+    alias = (seen or registry.read_alias()).record
+    if alias and alias.get("kind") in MANUAL_KINDS and alias["as_of"] == after.isoformat():
+        return alias["version"]
+    override = registry.override_after(after)
     if override:
         return override["version"]
     return previous_decision["production_version"] if previous_decision else None
@@ -49,18 +56,21 @@ def check_compared_with_live(date: dt.date, live: str | None, compared: str | No
             f"mlpipe invalidate --stage evaluation --start {date} --end {date} --yes")
 
 
-def publish(registry: Registry, decision: dict, files: dict[str, bytes], manifest: dict) -> None:
+def publish(registry: Registry, decision: dict, files: dict[str, bytes], manifest: dict,
+            seen: AliasRead | None = None) -> None:
     """Publish a blessed challenger's `files` (the model, its evaluation and report) as the
-    decision's version and move the production alias to it."""
+    decision's version and move the production alias to it. `seen`: the read of the alias the
+    decision was checked against (check_compared_with_live); the move fails (AliasMoved) when a
+    promote or rollback moved the alias since, instead of overwriting it."""
     registry.publish(decision["production_version"], files, manifest)
     registry.move_alias(decision["production_version"], dt.date.fromisoformat(decision["date"]),
-                        reason="; ".join(decision["reasons"]))
+                        reason="; ".join(decision["reasons"]), seen=seen)
 
 
 def last_decided(decision_paths: Iterable[str]) -> dt.date | None:
-    """The latest date among the stored deployment decisions (their paths). Only a written
-    decision counts, not the temporary file a worker killed while writing one leaves beside it."""
-    days = [layout.date_in(p) for p in decision_paths if p.endswith("/" + layout.DECISION_FILE)]
+    """The latest date among the stored deployment decisions (the paths under their prefix). Only
+    a sealed decision counts, not a file a worker killed before the seal left behind."""
+    days = [layout.date_in(p) for p in decision_paths if p.endswith("/" + layout.SUCCESS)]
     days = [d for d in days if d is not None]
     return max(days) if days else None
 

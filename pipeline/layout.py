@@ -23,6 +23,7 @@ MONITORING_FILE = "monitoring.json"
 MANIFEST_FILE = "manifest.json"           # a registry version's file list and checksums
 ALIAS_FILE = "production.json"            # the registry's production alias
 DATASET_MARKER = "dataset.json"           # which dataset a storage root holds
+LEASE_FILE = "_lease.json"                # who holds the storage root (pipeline.lease)
 
 # The registry's place under the root, and its folders.
 REGISTRY = "registry"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import os
+from typing import NamedTuple
 
-from pipeline import layout
+from pipeline import conditional, layout
 from pipeline import storage as st
 from pipeline.artifact import load_model
-from pipeline.hashing import sha256_bytes
+from pipeline.hashing import json_bytes, sha256_bytes
 from pipeline.layout import MANIFEST_FILE, MODEL_FILE
 
 MANUAL_KINDS = ("promoted", "rolled_back")
@@ -25,9 +27,33 @@ class RegistryError(RuntimeError):
     pass
 
 
+class AliasMoved(RegistryError):
+    """The production alias changed between the read a move was decided on and the move itself;
+    nothing was overwritten. `record` is the alias as it is now."""
+
+    def __init__(self, message: str, record: dict | None):
+        super().__init__(message)
+        self.record = record
+
+
+class AliasRead(NamedTuple):
+    """The production alias as read (None before the first move) and its token, which a move
+    decided on this read passes back so that it happens only if nobody moved the alias since."""
+    record: dict | None
+    token: str | None
+
+
 def version_id(date: dt.date, lineage: str) -> str:
     """Deterministic version id, so a from-scratch backfill reproduces the same versions."""
     return f"{date:%Y%m%d}-{lineage}"
+
+
+def version_date(version: str) -> dt.date | None:
+    """The as-of date a version id starts with (version_id), None for an id of another form."""
+    try:
+        return dt.datetime.strptime(version.split("-", 1)[0], "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 class Registry:
@@ -63,13 +89,15 @@ class Registry:
         if self.is_published(version):
             return False
         d = self.version_dir(version)
-        hashes = {}
+        written = {}
         for name, data in sorted(files.items()):
-            st.write_bytes(self.storage.file(d, name), data)
-            hashes[name] = sha256_bytes(data)
+            target = self.storage.file(d, name)
+            written[target] = st.write_bytes(target, data)
+        hashes = {name: sha256_bytes(data) for name, data in files.items()}
         manifest = {**manifest, "version": version, "files": hashes, "model_sha256": hashes[MODEL_FILE]}
-        st.write_json(self.storage.file(d, MANIFEST_FILE), manifest)
-        st.write_flag(self.storage.flag(d))
+        target = self.storage.file(d, MANIFEST_FILE)
+        written[target] = st.write_json(target, manifest)
+        st.seal(self.storage.flag(d), written)
         return True
 
     def manifest(self, version: str) -> dict:
@@ -106,8 +134,14 @@ class Registry:
 
     # ---- the production alias -------------------------------------------------------------
     def alias(self) -> dict | None:
-        target = self.storage.file(self.base, layout.ALIAS_FILE)
-        return st.read_json(target) if target.exists() else None
+        return self.read_alias().record
+
+    def read_alias(self) -> AliasRead:
+        data, token = conditional.read_versioned(self.storage, self._alias_path())
+        return AliasRead(None if data is None else json.loads(data), token)
+
+    def _alias_path(self) -> str:
+        return self.storage.path(layout.REGISTRY, layout.ALIAS_FILE)
 
     def history(self) -> list[dict]:
         """Every alias move, in order (as-of date, then automatic before manual, then time)."""
@@ -115,23 +149,32 @@ class Registry:
         names = sorted(n for n in self.storage.listdir(prefix) if n.endswith(".json"))
         return [st.read_json(self.storage.file(prefix, n)) for n in names]
 
-    def move_alias(self, version: str, as_of: dt.date, reason: str) -> bool:
+    def move_alias(self, version: str, as_of: dt.date, reason: str, seen: AliasRead | None = None) -> bool:
         """The nightly decision of `as_of` points production at `version`. Refused (False) when the
-        alias already reflects a later date, or a manual move after this date's decision."""
-        current = self.alias()
+        alias already reflects a later date, or a manual move after this date's decision. `seen`:
+        the read of the alias the decision was checked against (read now when None); AliasMoved
+        when the alias changed since."""
+        seen = seen or self.read_alias()
+        current = seen.record
         if current:
             if current["as_of"] > as_of.isoformat():
                 return False
-            if current["as_of"] == as_of.isoformat() and (
-                    current.get("kind") in MANUAL_KINDS or current["version"] == version):
+            if current["as_of"] == as_of.isoformat() and current["version"] == version and current.get("kind") == "deployed":
+                self._keep_in_history(current, f"{as_of.isoformat()}_0_deployed_{version}")  # a killed move's second half
                 return False
-        self._record(version, as_of, "deployed", reason, current, f"{as_of.isoformat()}_0_deployed_{version}")
+            if current["as_of"] == as_of.isoformat() and current.get("kind") in MANUAL_KINDS:
+                return False
+        self._record(version, as_of, "deployed", reason, seen, f"{as_of.isoformat()}_0_deployed_{version}",
+                     f"the nightly deployment of {as_of} to {version} was checked against the model in production "
+                     "as it was before; run the day again (`mlpipe run --date "
+                     f"{as_of}`): its deployment then checks against the model in production now and says what to redo")
         return True
 
-    def override(self, version: str, after: dt.date, kind: str, reason: str) -> dict:
+    def override(self, version: str, after: dt.date, kind: str, reason: str, seen: AliasRead | None = None) -> dict:
         """A manual move (`kind` promoted or rolled_back) to a published `version`, serving the
         dates after `after` (the last date with a deployment decision): the next nightly run
-        scores with it and compares its challenger with it."""
+        scores with it and compares its challenger with it. `seen`: the read of the alias the
+        move was decided on (read now when None); AliasMoved when the alias changed since."""
         if kind not in MANUAL_KINDS:
             raise ValueError(f"kind must be one of {MANUAL_KINDS}, not {kind!r}")
         self.manifest(version)  # raises when not published
@@ -139,10 +182,11 @@ class Registry:
         if not all(v == "ok" for v in checks.values()):
             raise RegistryError(f"version {version} fails its sha256 check ({checks}): "
                                 "refusing to put it in production")
-        current = self.alias()
+        seen = seen or self.read_alias()
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        record = self._record(version, after, kind, reason, current,
-                              f"{after.isoformat()}_1_{stamp}_{kind}_{version}")
+        record = self._record(version, after, kind, reason, seen, f"{after.isoformat()}_1_{stamp}_{kind}_{version}",
+                              f"production was not changed by this {kind.replace('_', ' ')} to {version}; look at "
+                              "`mlpipe models show production` and run the command again if it is still wanted")
         st.write_json(self.storage.file(self._path(layout.OVERRIDES), f"{after.isoformat()}.json"), record)
         return record
 
@@ -151,15 +195,31 @@ class Registry:
         target = self.storage.file(self._path(layout.OVERRIDES), f"{day.isoformat()}.json")
         return st.read_json(target) if target.exists() else None
 
-    def _record(self, version: str, as_of: dt.date, kind: str, reason: str, current: dict | None,
-                name: str) -> dict:
+    def _record(self, version: str, as_of: dt.date, kind: str, reason: str, seen: AliasRead,
+                name: str, todo: str) -> dict:
+        """Move the alias to a new record if it is still as `seen`, then keep the record in the
+        history; AliasMoved (saying `todo`) when another move came first."""
+        current = seen.record
         record = {"version": version, "as_of": as_of.isoformat(), "kind": kind, "reason": reason,
                   "previous_version": current["version"] if current else None,
                   "moved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  "moved_by": _who()}
+                  "moved_by": who()}
+        if not conditional.write_if(self.storage, self._alias_path(), json_bytes(record), seen.token):
+            now = self.alias()
+            moved = ("it was removed" if now is None else
+                     f"{now.get('moved_by')} moved it ({now.get('kind')} {now.get('version')} as of "
+                     f"{now.get('as_of')}, at {now.get('moved_at')})")
+            raise AliasMoved(f"the production alias {self._alias_path()} changed after it was read: {moved}. "
+                             f"Nothing was overwritten: {todo}", now)
         st.write_json(self.storage.file(self._path(layout.HISTORY), f"{name}.json"), record)
-        st.write_json(self.storage.file(self.base, layout.ALIAS_FILE), record)
         return record
+
+    def _keep_in_history(self, record: dict, name: str) -> None:
+        """Write the history record of an alias move whose process died between moving the alias
+        and recording the move (the alias is moved first), so no move goes missing from the history."""
+        target = self.storage.file(self._path(layout.HISTORY), f"{name}.json")
+        if not target.exists():
+            st.write_json(target, record)
 
     def rollback_target(self) -> str:
         """The version live before the current one, skipping versions already rolled back from."""
@@ -189,7 +249,8 @@ def live_periods(history: list[dict]) -> list[dict]:
     return out
 
 
-def _who() -> str:
+def who() -> str:
+    """Who moves the alias or holds a lease: $MLPIPE_USER, else $SUDO_USER, else the login."""
     for var in ("MLPIPE_USER", "SUDO_USER"):
         if os.environ.get(var):
             return os.environ[var]

@@ -16,6 +16,10 @@ class StorageError(RuntimeError):
 S3_UNREACHABLE_HINT = ("check that the endpoint is up and that [s3] endpoint_url and region_name in luigi.cfg "
                        "point at it; a task that fails this way while running is retried as set in luigi.cfg "
                        "[scheduler] retry_count / retry_delay, otherwise rerun once the endpoint is back")
+S3_CHECKSUM_HINT = ("check [s3] request_checksum_calculation / response_checksum_validation in luigi.cfg "
+                    "(S3-compatible stores that keep aws-chunked framing need `when_required`; see "
+                    "docs/storage.md, 'S3-compatible stores') and the endpoint's health, then rerun")
+_S3_CHECKSUM_ERRORS = ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch")
 _S3_SERVER_ERRORS = ("500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown")
 
 
@@ -43,6 +47,9 @@ def s3_errors(path: str, client):
         # refused or dropped connections, timeouts, a response cut off: the endpoint is down or unreachable
         raise StorageError(
             f"cannot reach the S3 endpoint {endpoint()} for {path}: {exc}; {S3_UNREACHABLE_HINT}") from exc
+    except bx.FlexibleChecksumError as exc:
+        raise StorageError(f"the S3 endpoint {endpoint()} answered {path} with bytes that do not match its "
+                           f"checksum ({exc}); {S3_CHECKSUM_HINT}") from exc
     except bx.NoCredentialsError as exc:
         raise StorageError(
             f"no AWS credentials for {path} ({endpoint()}): set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -60,6 +67,9 @@ def s3_errors(path: str, client):
             raise StorageError(
                 f"access to {path} at {endpoint()} was refused ({code}); check the AWS credentials "
                 "(environment, AWS_PROFILE or instance role) and the bucket policy") from exc
+        if code in _S3_CHECKSUM_ERRORS or "checksum" in str(exc).lower():
+            raise StorageError(f"the S3 endpoint {endpoint()} refused {path} as damaged in transit ({code}: {exc}); "
+                               f"{S3_CHECKSUM_HINT}") from exc
         if code in _S3_SERVER_ERRORS:
             raise StorageError(f"the S3 endpoint {endpoint()} failed ({code}) for {path}: {exc}; "
                                f"{S3_UNREACHABLE_HINT}") from exc

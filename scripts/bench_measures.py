@@ -54,7 +54,7 @@ def m_floor(date: str, repeats: int) -> dict:
     from tasks.config import get_storage
 
     d = dt.date.fromisoformat(date)
-    table = pq.read_table(FeaturePartition(date=d).output().path)
+    table = pq.read_table(FeaturePartition(date=d).data().path)
     source = landing_file(get_storage().landing, "flights", d)
     scratch = os.path.join(tempfile.mkdtemp(), "features.parquet")
     times = []

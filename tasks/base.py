@@ -55,6 +55,26 @@ class Lineage:
         return self.__dict__["_lineage"]
 
 
+class Sealed(StorageMixin):
+    """A task whose output is a directory made complete by its seal: the `_SUCCESS` flag, written
+    last, that records the size and sha256 of every file the task wrote (storage.seal). output()
+    is the seal, so a directory without it (a killed run, a write the store did not keep) is not
+    complete; the files are read through methods of the task (data(), ...)."""
+
+    def directory(self) -> str:
+        raise NotImplementedError
+
+    def output(self):
+        return self.store.flag(self.directory())
+
+    def file(self, name: str):
+        return self.store.file(self.directory(), name)
+
+    def seal(self, written: dict) -> None:
+        """Seal the output over `written` ({target: what its write returned})."""
+        st.seal(self.output(), written)
+
+
 class DailyTask(StorageMixin, luigi.Task):
     date = luigi.DateParameter(description="The day this task processes (YYYY-MM-DD)")
 

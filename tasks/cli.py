@@ -15,7 +15,7 @@ from pipeline.hooks import DatasetError
 from pipeline.layout import DATASET_MARKER
 from pipeline.storage import PROJECT_DIR
 from pipeline.storage_errors import StorageError
-from tasks.commands import models, reports, run
+from tasks.commands import integrity, models, reports, run
 from tasks.config import current_dataset, get_storage
 
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the dataset description (TOML) to run; default: $MLPIPE_DATASET, else [dataset] path "
                              "in luigi.cfg, else the flights data")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (run, reports, models):
+    for group in (run, reports, models, integrity):
         group.add_parsers(sub)
     return parser
 

@@ -37,6 +37,18 @@ class StorageConfig(Section):
                     "empty means {root}/landing")
 
 
+class LandingConfig(Section):
+    """What becomes of a day whose landing file is re-delivered with other content after the day
+    was validated."""
+    section = "landing"
+    REDELIVERY = ("fail", "reprocess")
+    redelivery = luigi.ChoiceParameter(
+        choices=REDELIVERY, default="fail", var_type=str, significant=False,
+        description="fail: the day's CleanPartition fails (exit 30) naming the `mlpipe invalidate` command that "
+                    "reprocesses it; reprocess: `mlpipe run` and `backfill` first remove the day's clean outputs "
+                    "and everything downstream, so the run processes the new delivery")
+
+
 def dataset_path() -> str:
     """The dataset description (TOML) the pipeline runs: `mlpipe --dataset` (which sets
     $MLPIPE_DATASET), else $MLPIPE_DATASET, else [dataset] path in luigi.cfg, else the flights
@@ -151,3 +163,17 @@ class MonitorConfig(Section):
         default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING, significant=False,
         description="`mlpipe run` exits with MONITORING_ALERT (50) when the day's monitoring raised an alert "
                     "and nothing else failed")
+
+
+class LeaseConfig(Section):
+    """The storage root's lease (pipeline.lease): one command at a time changes a root."""
+    section = "lease"
+    ttl = luigi.FloatParameter(
+        default=120.0, description="Seconds a lease lasts without renewal; its holder renews it every ttl/3, so a "
+                                   "holder that dies frees the root this long after its last renewal")
+    run_wait = luigi.FloatParameter(
+        default=600.0, description="Seconds `mlpipe run` and `mlpipe backfill` wait for another command's lease "
+                                   "before exiting 10 (already_running)")
+    manual_wait = luigi.FloatParameter(
+        default=0.0, description="Seconds `mlpipe invalidate --yes` and `mlpipe models promote|rollback` wait for "
+                                 "another command's lease before exiting 10; 0 = refuse at once")

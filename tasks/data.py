@@ -4,18 +4,20 @@ Each raw partition records which delivery of its landing file it was parsed from
 sha256: `landing.json` beside it) and the validation report repeats the sha256. A landing file
 re-delivered with other content is parsed again only while nothing was built from the earlier
 delivery; once its day was validated, the change fails the day's CleanPartition with the
-`mlpipe invalidate` command that reprocesses it, so old and new data are never mixed."""
+`mlpipe invalidate` command that reprocesses it (with `[landing] redelivery = reprocess`, `mlpipe
+run` and `backfill` reprocess the day first: tasks.ops.reprocess_redelivered), so old and new
+data are never mixed."""
 from __future__ import annotations
 
 import luigi
 
-from pipeline import ingest, validate
+from pipeline import ingest, readiness, validate
 from pipeline import storage as st
 from pipeline.contracts import ContractViolation
 from pipeline.hashing import sha256_bytes
 from pipeline.layout import (HISTORY_SUMMARY_FILE, LANDING_RECORD, PART_FILE, SNAPSHOT_FILE,
                              VALIDATION_REPORT)
-from tasks.base import DailyTask, StorageMixin, days_back
+from tasks.base import DailyTask, Sealed, StorageMixin, days_back
 from tasks.config import PipelineConfig, current_dataset
 from tasks.threads import limit_threads
 
@@ -36,23 +38,55 @@ def _contract(table: str, reference: bool = False):
 
 
 class LandingFile(StorageMixin, luigi.ExternalTask):
-    """A file the upstream system drops into the landing zone; never written by the pipeline."""
+    """A file the upstream system drops into the landing zone; never written by the pipeline. It
+    counts as delivered once it is whole by its table's readiness rule ([tables.<table>] ready in
+    the dataset description: unchanged for a while, a done-marker beside it, or a manifest it
+    matches), so a file still being copied is not ingested."""
     table = luigi.Parameter(description="Table name of the dataset description, e.g. flights")
     date = luigi.OptionalParameter(default=None, description="Day of the drop; empty for reference tables")
 
-    def output(self):
+    def landing_path(self) -> str:
+        """The file's path relative to the landing zone."""
         day = luigi.DateParameter().parse(self.date) if self.date else None
-        return self.store.target(self.store.landing_path(current_dataset().landing_path(self.table, day)))
+        return current_dataset().landing_path(self.table, day)
+
+    def output(self):
+        return self.store.target(self.store.landing_path(self.landing_path()))
+
+    def delivery(self) -> readiness.Readiness:
+        """Whether the file counts as delivered by its table's readiness rule, and why (not)."""
+        rule = current_dataset().readiness_rule(self.table)
+        beside = rule.companion(self.landing_path())
+        companion = self.store.target(self.store.landing_path(beside)) if beside is not None else None
+        return readiness.check(rule, self.output(), companion)
+
+    def complete(self):
+        state = self.delivery()
+        if not state.ready:
+            luigi.worker.logger.warning("%s is not delivered yet: %s", self, state.reason)
+        return state.ready
+
+    def not_ready_reason(self) -> str | None:
+        """Why the landing file does not count as delivered yet (None when it does)."""
+        state = self.delivery()
+        return None if state.ready else state.reason
 
 
-class _Ingest:
+class _Ingest(Sealed):
+    """A raw partition's directory: the typed Parquet file (data()), the record of the delivery it
+    was parsed from, and the seal over both."""
+    data_file = PART_FILE
+
+    def data(self):
+        return self.file(self.data_file)
+
     def record_target(self):
-        return self.store.file(self.output().path.rsplit("/", 1)[0], LANDING_RECORD)
+        return self.file(LANDING_RECORD)
 
     def landing_record(self) -> dict | None:
         """Which delivery of the landing file the stored partition was parsed from, if recorded."""
         target = self.record_target()
-        return st.read_json(target) if target.exists() else None
+        return st.read_json(target) if self.output().exists() and target.exists() else None
 
     def ingest(self, reference: bool) -> None:
         source = self.input().path
@@ -65,8 +99,9 @@ class _Ingest:
         if previous and previous["sha256"] != record["sha256"]:
             earlier = {k: v for k, v in previous.items() if k != "replaces"}
             record["replaces"] = [earlier] + previous.get("replaces", [])
-        st.write_parquet(self.output(), frame)
-        st.write_json(self.record_target(), record)  # last: a partition without it is parsed again
+        written = {self.data(): st.write_parquet(self.data(), frame)}
+        written[self.record_target()] = st.write_json(self.record_target(), record)
+        self.seal(written)  # last: a partition without it is parsed again
         self.set_status_message(f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
                                 + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
 
@@ -84,7 +119,7 @@ def delivered_sha256(landing, sha256: str, stamp: str | None) -> str | None:
     return sha256_bytes(st.read_bytes(landing))
 
 
-class RawPartition(DailyTask, _Ingest):
+class RawPartition(_Ingest, DailyTask):
     """A day's landing file as typed Parquet in the raw zone, with the record of the delivery it
     was parsed from. Parsed again only while the day has no clean partition and the landing
     file's content differs from the record (a re-delivery after a failed validation, or after
@@ -94,8 +129,8 @@ class RawPartition(DailyTask, _Ingest):
     def requires(self):
         return LandingFile(table=self.table, date=self.date.isoformat())
 
-    def output(self):
-        return self.store.file(self.store.partition("raw", self.table, self.date), PART_FILE)
+    def directory(self) -> str:
+        return self.store.partition("raw", self.table, self.date)
 
     def complete(self):
         if not self.output().exists():
@@ -112,15 +147,17 @@ class RawPartition(DailyTask, _Ingest):
         self.ingest(reference=False)
 
 
-class RawReference(StorageMixin, luigi.Task, _Ingest):
+class RawReference(_Ingest, luigi.Task):
     """A reference table (e.g. aircraft) as typed Parquet in the raw zone."""
     table = luigi.Parameter(description="Reference table name, e.g. planes")
 
     def requires(self):
         return LandingFile(table=self.table)
 
-    def output(self):
-        return self.store.file(self.store.partition("raw", self.table), SNAPSHOT_FILE)
+    data_file = SNAPSHOT_FILE
+
+    def directory(self) -> str:
+        return self.store.partition("raw", self.table)
 
     @limit_threads(openmp=False)
     def run(self):
@@ -137,7 +174,7 @@ class _Validate:
                 "flag": s.flag(s.partition("clean", self.table, date))}
 
     def validate(self, date, reference: bool, recent: list[int] | None) -> None:
-        raw = self.input()
+        raw = self.requires().data()
         out = self.outputs(date)
         try:
             result = validate.validate_table(st.read_parquet(raw), _contract(self.table, reference),
@@ -149,13 +186,13 @@ class _Validate:
         record = self.requires().landing_record() or {}
         report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes"),
                   "landing_stamp": record.get("stamp")}
-        st.write_parquet(out["quarantine"], result.quarantine)
-        st.write_json(out["report"], report)
-        st.write_parquet(out["clean"], result.clean)
+        written = {out["quarantine"]: st.write_parquet(out["quarantine"], result.quarantine),
+                   out["report"]: st.write_json(out["report"], report),
+                   out["clean"]: st.write_parquet(out["clean"], result.clean)}
         summary = current_dataset().stored_history(self.table, result.clean, date)
         if summary is not None:
-            st.write_parquet(out["summary"], summary)
-        st.write_flag(out["flag"])
+            written[out["summary"]] = st.write_parquet(out["summary"], summary)
+        st.seal(out["flag"], written)
         r = result.report
         self.set_status_message(f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
                                 f"{r['rows_quarantined']} quarantined {r['quarantined_by_rule']}"
@@ -222,7 +259,8 @@ class CleanPartition(DailyTask, _Validate):
                 f"--stage clean --start {day} --end {day} --yes` (it removes {self.table} and every "
                 f"other clean table of {day} and everything downstream; the next run parses the new "
                 f"file into the raw zone again), then rerun; if the re-delivery is a mistake, put the "
-                f"earlier file back instead")
+                f"earlier file back instead. With [landing] redelivery = reprocess in luigi.cfg, `mlpipe run` "
+                f"and `mlpipe backfill` do this themselves")
             self.set_status_message(f"FAILED: {message}")
             raise LandingFileChanged(message)
         self.validate(self.date, reference=False, recent=self.recent_row_counts())

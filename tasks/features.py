@@ -6,13 +6,13 @@ import luigi
 from pipeline import storage as st
 from pipeline.layout import PART_FILE
 from pipeline.sampling import concat_parts
-from tasks.base import DailyTask, Lineage, days_back
+from tasks.base import DailyTask, Lineage, Sealed, days_back
 from tasks.config import PipelineConfig, current_dataset
 from tasks.data import CleanPartition, CleanReference
 from tasks.threads import limit_threads
 
 
-class FeaturePartition(Lineage, DailyTask):
+class FeaturePartition(Lineage, Sealed, DailyTask):
     """The day's model-ready rows: keys, features (no outcomes) and the target."""
     trailing_days = luigi.OptionalIntParameter(
         default=None, description="Earlier days the feature function gets in its history (empty: the "
@@ -38,9 +38,11 @@ class FeaturePartition(Lineage, DailyTask):
             "history": [CleanPartition(table=data.target.table, date=d) for d in self.history_days()],
         }
 
-    def output(self):
-        return self.store.file(self.store.partition("features", current_dataset().name, self.date, self.lineage),
-                               PART_FILE)
+    def directory(self) -> str:
+        return self.store.partition("features", current_dataset().name, self.date, self.lineage)
+
+    def data(self):
+        return self.file(PART_FILE)
 
     @limit_threads(openmp=False)
     def run(self):
@@ -51,6 +53,6 @@ class FeaturePartition(Lineage, DailyTask):
         history = (concat_parts([task.history_summary() for task in req["history"]]) if req["history"]
                    else data.empty_history())
         frame = data.feature_frame(tables, refs, history, self.date, self.history_window)
-        st.write_parquet(self.output(), frame)
+        self.seal({self.data(): st.write_parquet(self.data(), frame)})
         self.status(f"{len(frame)} rows, {len(data.features)} features, "
                     f"{len(req['history'])} history day(s)", 100)

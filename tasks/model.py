@@ -13,7 +13,7 @@ from pipeline.dataset import DAY_COLUMN
 from pipeline.estimators import Hyperparameters
 from pipeline.layout import EVALUATION_FILE, DECISION_FILE, METADATA_FILE, MODEL_FILE, REPORT_FILE
 from pipeline.partitions import labelled_counts, read_partitions
-from tasks.base import DailyTask, Lineage, previous_day, significant_params
+from tasks.base import DailyTask, Lineage, Sealed, previous_day, significant_params
 from tasks.config import GateConfig, PipelineConfig, current_dataset
 from tasks.features import FeaturePartition
 from tasks.threads import limit_threads
@@ -39,10 +39,10 @@ def model_columns() -> list[str]:
 
 def feature_targets(days) -> dict:
     """{day: feature partition target} of `days`, in their order."""
-    return {d: FeaturePartition(date=d).output() for d in days}
+    return {d: FeaturePartition(date=d).data() for d in days}
 
 
-class CandidateModel(Lineage, HyperparameterParameters, DailyTask):
+class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
     """A model trained on the trailing window ending at `date`, minus the holdout days."""
     window_days = luigi.IntParameter(default=28, description="Days in the trailing window (train + holdout)")
     holdout_days = luigi.IntParameter(default=3, description="Last days of the window kept for evaluation")
@@ -83,12 +83,8 @@ class CandidateModel(Lineage, HyperparameterParameters, DailyTask):
     def directory(self) -> str:
         return self.store.partition("models", "candidates", self.date, self.lineage)
 
-    def output(self):
-        return self.store.flag(self.directory())
-
     def files(self):
-        return {"model": self.store.file(self.directory(), MODEL_FILE),
-                "metadata": self.store.file(self.directory(), METADATA_FILE)}
+        return {"model": self.file(MODEL_FILE), "metadata": self.file(METADATA_FILE)}
 
     def load(self):
         """(fitted model, metadata), the model's bytes checked against the recorded sha256."""
@@ -111,9 +107,9 @@ class CandidateModel(Lineage, HyperparameterParameters, DailyTask):
         blob = dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
-        st.write_bytes(self.files()["model"], blob)
-        st.write_json(self.files()["metadata"], meta)
-        st.write_flag(self.output())
+        files = self.files()
+        self.seal({files["model"]: st.write_bytes(files["model"], blob),
+                   files["metadata"]: st.write_json(files["metadata"], meta)})
         self.status(training.summary_line(meta), 100)
 
 
@@ -129,11 +125,12 @@ def with_production(date: dt.date, requirements: dict) -> dict:
     return {**requirements, "production": previous} if previous else requirements
 
 
-def live_version(store: st.Storage, date: dt.date) -> str | None:
-    """The registry version in production for `date` (pipeline.deployment.live_version)."""
+def live_version(store: st.Storage, date: dt.date, seen: registry.AliasRead | None = None) -> str | None:
+    """The registry version in production for `date` (pipeline.deployment.live_version; `seen`:
+    the production alias as the caller read it)."""
     previous = production_before(date)
-    decision = st.read_json(previous.output()) if previous else None
-    return deployment.live_version(registry.Registry(store), date, decision)
+    decision = st.read_json(previous.data()) if previous else None
+    return deployment.live_version(registry.Registry(store), date, decision, seen)
 
 
 def load_live(store: st.Storage, date: dt.date):
@@ -165,7 +162,7 @@ class FollowsProduction(Lineage):
         return [task for key, task in self.requires().items() if key != "production"]
 
 
-class ModelEvaluation(FollowsProduction, DailyTask):
+class ModelEvaluation(FollowsProduction, Sealed, DailyTask):
     """The challenger vs the production model of the day before, on the same holdout rows."""
 
     def requires(self):
@@ -177,14 +174,11 @@ class ModelEvaluation(FollowsProduction, DailyTask):
     def directory(self) -> str:
         return self.store.partition("evaluations", current_dataset().name, self.date, self.lineage)
 
-    def output(self):
-        return self.store.flag(self.directory())
-
     def record(self):
-        return self.store.file(self.directory(), EVALUATION_FILE)
+        return self.file(EVALUATION_FILE)
 
     def report(self):
-        return self.store.file(self.directory(), REPORT_FILE)
+        return self.file(REPORT_FILE)
 
     @limit_threads
     def run(self):
@@ -198,41 +192,50 @@ class ModelEvaluation(FollowsProduction, DailyTask):
             meta["importance"], title=f"Model evaluation {self.date}",
             context=evaluation.context(self.date, meta, version), problem=data.problem,
             baseline=meta.get("target_mean"))
-        st.write_text(self.report(), html)
-        st.write_json(self.record(), record)
-        st.write_flag(self.output())
+        self.seal({self.report(): st.write_text(self.report(), html),
+                   self.record(): st.write_json(self.record(), record)})
         self.status(evaluation.summary_line(record, data.problem), 100)
 
 
-class Deployment(FollowsProduction, DailyTask):
+class Deployment(FollowsProduction, Sealed, DailyTask):
     """The deployment decision for `date`: publish a blessed challenger as a new registry version
     and move the production alias forward, or keep the previous production model."""
 
     def requires(self):
         return with_production(self.date, {"evaluation": ModelEvaluation(date=self.date)})
 
-    def output(self):
-        return self.store.file(self.store.partition("deployments", current_dataset().name, self.date,
-                                                    self.lineage), DECISION_FILE)
+    @property
+    def resources(self) -> dict:
+        """One publisher per storage root at a time among every worker of a central scheduler
+        (luigid allows one of a resource it has no [resources] limit for)."""
+        return {f"mlpipe-registry:{self.store.root}": 1}
+
+    def directory(self) -> str:
+        return self.store.partition("deployments", current_dataset().name, self.date, self.lineage)
+
+    def data(self):
+        return self.file(DECISION_FILE)
 
     @limit_threads
     def run(self):
         evaluated = self.requires()["evaluation"]
         record = st.read_json(evaluated.record())
-        deployment.check_compared_with_live(self.date, live_version(self.store, self.date),
+        seen = registry.Registry(self.store).read_alias()  # one read for the check and the alias move
+        deployment.check_compared_with_live(self.date, live_version(self.store, self.date, seen),
                                             record["production_version"])
         decision = deployment.decide(self.date, record, record["production_version"], self.lineage)
         if decision["blessed"]:
-            self.publish(decision, evaluated, record)
-        st.write_json(self.output(), decision)
+            self.publish(decision, evaluated, record, seen)
+        self.seal({self.data(): st.write_json(self.data(), decision)})
         self.status(f"{decision['action']}: production is {decision['production_version']}", 100)
 
-    def publish(self, decision: dict, evaluated: ModelEvaluation, record: dict) -> None:
-        """Publish the blessed challenger (model, evaluation, report; the manifest holds their sha256)."""
+    def publish(self, decision: dict, evaluated: ModelEvaluation, record: dict, seen: registry.AliasRead) -> None:
+        """Publish the blessed challenger (model, evaluation, report; the manifest holds their sha256)
+        and move the alias, if it is still as `seen`."""
         candidate = evaluated.requires()["candidate"]
         meta = st.read_json(candidate.files()["metadata"])
         files = {MODEL_FILE: st.read_bytes(candidate.files()["model"]),
                  EVALUATION_FILE: st.read_bytes(evaluated.record()), REPORT_FILE: st.read_bytes(evaluated.report())}
         deployment.publish(registry.Registry(self.store), decision, files,
                            {**meta, "as_of": decision["date"], "metrics": record["challenger"],
-                            "gate": record["decision"], "candidate_model": candidate.directory()})
+                            "gate": record["decision"], "candidate_model": candidate.directory()}, seen)

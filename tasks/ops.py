@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 
@@ -17,15 +18,16 @@ import luigi.retcodes
 from pipeline import layout
 from pipeline import storage as st
 from pipeline.storage_errors import StorageError
-from tasks.config import MonitorConfig, PipelineConfig, current_dataset, get_storage
-from tasks.data import CleanPartition
+from tasks.config import LandingConfig, MonitorConfig, PipelineConfig, current_dataset, get_storage
+from tasks.data import CleanPartition, LandingFile
 from tasks.features import FeaturePartition
 from tasks.model import Deployment, ModelEvaluation
-from tasks.nightly import STAGES, day_tasks
+from tasks.nightly import STAGES, NightlyRange, day_tasks, stage_tasks
 from tasks.serving import ModelMonitoring
 
 SCHEDULER_UNREACHABLE = 45
 MONITORING_ALERT = 50
+VERIFY_PROBLEMS = 60
 
 
 def exit_class(code: int) -> str:
@@ -36,6 +38,8 @@ def exit_class(code: int) -> str:
         return "scheduler_unreachable"
     if code == MONITORING_ALERT:
         return "monitoring_alert"
+    if code == VERIFY_PROBLEMS:
+        return "verify_problems"
     codes = luigi.retcodes.retcode()
     for name in ("already_running", "missing_data", "not_run", "task_failed", "scheduling_error",
                  "unhandled_exception"):
@@ -77,12 +81,20 @@ def stage_timings(timings: list[dict]) -> dict:
     return out
 
 
-def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -> dict:
-    """What a run of NightlyPipeline(date) did, read back from the stored outputs: for alerting."""
+def run_summary(date: dt.date, code: int, started: float, timings: list[dict],
+                reprocessed: list[dict] | None = None) -> dict:
+    """What a run of NightlyPipeline(date) did, read back from the stored outputs: for alerting.
+    `reprocessed`: the re-delivered days the run reprocessed first (reprocess_redelivered)."""
     def read(target):
         try:
             return st.read_json(target) if target.exists() else None
         except (FileNotFoundError, StorageError, ValueError):
+            return None
+
+    def read_seal(task):  # the output is complete: its file is what the task wrote
+        try:
+            return st.read_seal(task.output())
+        except (StorageError, ValueError):
             return None
 
     validation = {}
@@ -92,8 +104,8 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
             validation[table] = {k: report[k] for k in ("rows_in", "rows_clean", "rows_quarantined",
                                                          "quarantined_by_rule", "warnings")}
     evaluation = read(ModelEvaluation(date=date).record())
-    decision = read(Deployment(date=date).output())
-    monitoring = read(ModelMonitoring(date=date).output())
+    decision, monitoring = (read(task.data()) if read_seal(task) is not None else None
+                            for task in (Deployment(date=date), ModelMonitoring(date=date)))
     return {
         "date": date.isoformat(),
         "exit_code": code,
@@ -103,7 +115,7 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
         "storage_root": get_storage().root,
         "stages": stage_timings(timings),
         "rows": {"validation": validation,
-                 "features": _rows(FeaturePartition(date=date).output())},
+                 "features": _rows(FeaturePartition(date=date))},
         "metrics": {"challenger": (evaluation or {}).get("challenger"),
                     "production": (evaluation or {}).get("production"),
                     "realized": (monitoring or {}).get("realized")},
@@ -111,6 +123,7 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict]) -
             k: decision.get(k) for k in ("action", "blessed", "production_version",
                                          "production_version_before", "reasons")},
         "alerts": (monitoring or {}).get("alerts", []),
+        "reprocessed": list(reprocessed or []),
     }
 
 
@@ -118,9 +131,11 @@ def fail_on_alert() -> bool:
     return MonitorConfig().fail_on_alert
 
 
-def _rows(target) -> int | None:
+def _rows(task) -> int | None:
     try:
-        return int(len(st.read_parquet(target, columns=[current_dataset().target.name]))) if target.exists() else None
+        if not task.output().exists():
+            return None
+        return int(len(st.read_parquet(task.data(), columns=[current_dataset().target.name])))
     except (FileNotFoundError, StorageError):
         return None
 
@@ -164,6 +179,8 @@ def plan(roots: list) -> list[dict]:
             action = "run"
             why = (f"landing file re-delivered (sha256 {changed[0][:12]} -> {changed[1][:12]}): the task fails "
                    f"until `mlpipe invalidate --stage clean --start {task.date} --end {task.date} --yes`")
+        elif external and not missing and (not_ready := getattr(task, "not_ready_reason", lambda: None)()):
+            action, why = "waits", f"not delivered yet: {not_ready}"
         elif outputs and not missing or (not outputs and task.complete()):
             action, why = "complete", ""
         elif external:
@@ -214,8 +231,91 @@ def removable_paths(task) -> list[str]:
     return [path.rsplit("/", 1)[0]] if path.endswith("/" + layout.SUCCESS) else [path]
 
 
+def invalidation_paths(start: dt.date, end: dt.date, stage: str) -> list[str]:
+    """The stored outputs that `mlpipe invalidate --stage S` removes for [start, end]: the stage's
+    and everything downstream of them, up to the last day with outputs."""
+    store = get_storage()
+    tasks = downstream(start, end, stage, last_day_with_outputs() or end)
+    return [path for task in tasks for path in removable_paths(task) if store.exists(path)]
+
+
 def last_day_with_outputs() -> dt.date | None:
     """The latest date that has a feature partition (where the pipeline has got to)."""
     prefix = layout.undated(FeaturePartition(date=dt.date(2000, 1, 1)).output().path)
     days = [layout.date_in(f"{prefix}/{name}") for name in get_storage().listdir(prefix)]
     return max((d for d in days if d is not None), default=None)
+
+
+# ---- re-delivered landing files ---------------------------------------------------------------
+def redelivery_policy() -> str:
+    """[landing] redelivery of luigi.cfg: 'fail' or 'reprocess'."""
+    try:
+        return LandingConfig().redelivery
+    except ValueError:
+        value = luigi.configuration.get_config().get("landing", "redelivery", "")
+        raise SystemExit(f"mlpipe: [landing] redelivery = {value!r} in luigi.cfg is not a policy: choose one of "
+                         f"{list(LandingConfig.REDELIVERY)} (fail: the re-delivered day fails naming the command "
+                         "that reprocesses it; reprocess: mlpipe run and backfill reprocess it)") from None
+
+
+def redelivered(start: dt.date, end: dt.date, stage: str = "nightly") -> list[tuple[CleanPartition, tuple[str, str]]]:
+    """The clean partitions whose landing file was re-delivered with other content after they were
+    validated, with (sha256 validated, sha256 now): those of the days of [start, end], and those a
+    run of `stage` over them would check (earlier days it reads, found the way luigi walks: plan())."""
+    family = CleanPartition.get_task_family()
+    reached = {dt.date.fromisoformat(row["date"]) for row in plan([NightlyRange(start=start, end=end, stage=stage)])
+               if row["stage"] == family}
+    days = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)} | reached
+    found = []
+    for day in sorted(days):
+        for task in stage_tasks("clean", day):
+            change = task.delivery_change()
+            if change:
+                found.append((task, change))
+    return found
+
+
+def reprocess_redelivered(start: dt.date, end: dt.date, stage: str = "nightly") -> list[dict]:
+    """With [landing] redelivery = reprocess, before a run of `stage` over [start, end]: every day
+    the run would meet whose landing file was re-delivered with other content after the day was
+    validated (redelivered()) is made to be processed again from the new delivery, by removing its
+    clean outputs and everything downstream (what `mlpipe invalidate --stage clean` removes; the raw
+    zone and the landing files are kept: the new file is parsed again since its checksum differs
+    from the raw partition's record). Downstream outputs go first, then the day's clean partitions
+    (their flag before the validation report the change is detected by), so a removal interrupted
+    before the flag is found again by the next run, and one interrupted after it leaves the day
+    to be validated again. A re-delivered file that is not whole yet (its readiness rule) is left
+    alone. One stderr line per day; returns {table, date, from_sha256, to_sha256} per reprocessed
+    table and day ([] with redelivery = fail)."""
+    if redelivery_policy() != "reprocess" or start > end:
+        return []
+    try:
+        found = redelivered(start, end, stage)
+        last = (last_day_with_outputs() or end) if found else end
+    except (OSError, StorageError, ValueError) as exc:
+        print(f"mlpipe: re-delivered landing files could not be looked for ({exc}); the run reports the cause",
+              file=sys.stderr)
+        return []
+    by_day: dict[dt.date, list] = {}
+    for task, change in found:
+        by_day.setdefault(task.date, []).append((task, change))
+    store, reprocessed = get_storage(), []
+    for day, changes in sorted(by_day.items()):
+        waiting = [reason for task, _ in changes
+                   if (reason := LandingFile(table=task.table, date=day.isoformat()).not_ready_reason())]
+        if waiting:
+            print(f"mlpipe: {day} was re-delivered but is not delivered whole yet ({'; '.join(waiting)}): nothing of "
+                  "it is removed; a run once the file is whole reprocesses it", file=sys.stderr)
+            continue
+        tasks = downstream(day, day, "clean", max(last, day))
+        paths = [path for task in reversed(tasks) for path in removable_paths(task) if store.exists(path)]
+        for path in paths:
+            store.remove(path)
+        rows = [{"table": task.table, "date": day.isoformat(), "from_sha256": change[0], "to_sha256": change[1]}
+                for task, change in changes]
+        reprocessed.extend(rows)
+        tables = ", ".join(f"{r['table']} (sha256 {r['from_sha256'][:12]} -> {r['to_sha256'][:12]})" for r in rows)
+        print(f"mlpipe: reprocessing {day}: re-delivered after the day was validated: {tables}; removed its clean "
+              f"outputs and everything downstream ({len(paths)} output(s); [landing] redelivery = reprocess)",
+              file=sys.stderr)
+    return reprocessed

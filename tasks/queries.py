@@ -36,10 +36,11 @@ def realized(start: dt.date, end: dt.date) -> dict:
     data = current_dataset()
     frames, missing = [], []
     for day in days_between(start, end):
-        pred, feat = Predictions(date=day).output(), FeaturePartition(date=day).output()
-        if not (pred.exists() and feat.exists()):
+        predicted, featured = Predictions(date=day), FeaturePartition(date=day)
+        if not (predicted.output().exists() and featured.output().exists()):
             missing.append(day.isoformat())
             continue
+        pred, feat = predicted.data(), featured.data()
         scores = st.read_parquet(pred, columns=["score"])
         labels = st.read_parquet(feat, columns=[data.target.name])
         if len(scores) != len(labels):
@@ -58,26 +59,27 @@ def day_summary(date: dt.date) -> dict:
     if not decided.output().exists():
         raise QueryError(f"no deployment decision for {date} under {store.root}; run "
                          f"`mlpipe run --date {date}` first")
-    decision = st.read_json(decided.output())
+    decision = st.read_json(decided.data())
     version = decision["production_version"]
     return {
         "storage_root": store.root,
-        "decision": {"path": decided.output().path, "action": decision["action"]},
+        "decision": {"path": decided.data().path, "action": decision["action"]},
         "production": {"version": version,
                        "model": store.file(registry.Registry(store).version_dir(version), MODEL_FILE).path}
         if version else None,
         "report": store.file(evaluated.directory(), REPORT_FILE).path,
         "evaluation": st.read_json(evaluated.record()),
-        "monitoring": {"path": monitored.output().path,
-                       "record": st.read_json(monitored.output()) if monitored.output().exists() else None},
+        "monitoring": {"path": monitored.data().path,
+                       "record": st.read_json(monitored.data()) if monitored.output().exists() else None},
     }
 
 
 def which(date: dt.date) -> dict:
     """Which version scored `date` (from the predictions' own record), or, not scored yet, which
     one is in production for it (from the decisions)."""
-    target = Predictions(date=date).output()
-    if target.exists():
+    predicted = Predictions(date=date)
+    if predicted.output().exists():
+        target = predicted.data()
         versions = st.read_parquet(target, columns=["model_version"])["model_version"].dropna().unique().tolist()
         return {"scored": True, "versions": versions, "recorded_in": target.path}
     try:
@@ -121,9 +123,9 @@ def monitoring_days(start: dt.date, end: dt.date) -> dict:
     reg = registry.Registry(get_storage())
     days, missing = [], []
     for day in days_between(start, end):
-        target = ModelMonitoring(date=day).output()
-        if target.exists():
-            days.append(st.read_json(target))
+        monitored = ModelMonitoring(date=day)
+        if monitored.output().exists():
+            days.append(st.read_json(monitored.data()))
         else:
             missing.append(day.isoformat())
     alias, current = reg.alias(), None
@@ -142,7 +144,7 @@ def tuning_search(date: dt.date, trials: int, families: list[str] | None, folds:
     if missing:
         raise QueryError(f"no feature partition for {len(missing)} day(s) of the window ({missing[0]}...); run "
                          f"`mlpipe backfill --stage features --start {train_days[0]} --end {train_days[-1]}` first")
-    frame = read_frames([FeaturePartition(date=d).output() for d in train_days])
+    frame = read_frames([FeaturePartition(date=d).data() for d in train_days])
 
     @limit_threads
     def run(_):

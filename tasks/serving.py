@@ -7,14 +7,14 @@ from pipeline.dataset import DAY_COLUMN
 from pipeline.estimators import feature_matrix
 from pipeline.layout import MONITORING_FILE, PART_FILE
 from pipeline.partitions import read_frame
-from tasks.base import DailyTask, Lineage, significant_params
+from tasks.base import DailyTask, Lineage, Sealed, significant_params
 from tasks.config import MonitorConfig, current_dataset
 from tasks.features import FeaturePartition
 from tasks.model import Deployment, load_live, with_production
 from tasks.threads import limit_threads
 
 
-class Predictions(Lineage, DailyTask):
+class Predictions(Lineage, Sealed, DailyTask):
     """The day's rows scored by the model that was in production before that day."""
 
     def requires(self):
@@ -25,23 +25,25 @@ class Predictions(Lineage, DailyTask):
         # first deployed day, which has no decision before it, shares the other days' path).
         return [FeaturePartition(date=self.date), Deployment(date=self.date)]
 
-    def output(self):
-        return self.store.file(self.store.partition("predictions", current_dataset().name, self.date,
-                                                    self.lineage), PART_FILE)
+    def directory(self) -> str:
+        return self.store.partition("predictions", current_dataset().name, self.date, self.lineage)
+
+    def data(self):
+        return self.file(PART_FILE)
 
     @limit_threads
     def run(self):
         data = current_dataset()
         model, version = load_live(self.store, self.date)
         keys = [DAY_COLUMN] + data.key_columns
-        features = st.read_parquet(self.input()["features"], columns=list(dict.fromkeys(keys + data.features)))
+        features = st.read_parquet(self.requires()["features"].data(), columns=list(dict.fromkeys(keys + data.features)))
         scored = scoring.score_partition(model, features, data.numeric_features,
                                          data.categorical_features, keys, version, data.problem)
-        st.write_parquet(self.output(), scored)
+        self.seal({self.data(): st.write_parquet(self.data(), scored)})
         self.status(f"{len(scored)} rows scored by {version or 'no model (none in production yet)'}", 100)
 
 
-class ModelMonitoring(Lineage, DailyTask):
+class ModelMonitoring(Lineage, Sealed, DailyTask):
     """Realized metrics of the day's predictions, feature and prediction drift, and alerts."""
 
     def requires(self):
@@ -50,20 +52,23 @@ class ModelMonitoring(Lineage, DailyTask):
     def lineage_facts(self) -> dict:
         return {"thresholds": significant_params(MonitorConfig())}
 
-    def output(self):
-        return self.store.file(self.store.partition("monitoring", current_dataset().name, self.date, self.lineage),
-                               MONITORING_FILE)
+    def directory(self) -> str:
+        return self.store.partition("monitoring", current_dataset().name, self.date, self.lineage)
+
+    def data(self):
+        return self.file(MONITORING_FILE)
 
     @limit_threads
     def run(self):
-        predictions = st.read_parquet(self.input()["predictions"], columns=["score", "model_version"])
+        req = self.requires()
+        predictions = st.read_parquet(req["predictions"].data(), columns=["score", "model_version"])
         versions = predictions["model_version"].dropna().unique().tolist()
         if not versions:
-            st.write_json(self.output(), monitoring.nothing_to_monitor(self.date))
+            self.seal({self.data(): st.write_json(self.data(), monitoring.nothing_to_monitor(self.date))})
             self.status("nothing to monitor: no model was in production before this day", 100)
             return
         data, m = current_dataset(), MonitorConfig()
-        features = read_frame(self.input()["features"], data.features + [data.target.name])
+        features = read_frame(req["features"].data(), data.features + [data.target.name])
         manifest = registry.Registry(self.store).manifest(versions[0])
         result = monitoring.monitor_day(
             predictions["score"].to_numpy(float), features[data.target.name].to_numpy(float),
@@ -72,5 +77,5 @@ class ModelMonitoring(Lineage, DailyTask):
             m.min_auc, data.problem, baseline=manifest.get("target_mean"), min_r2=m.min_r2)
         record = {"date": self.date.isoformat(), "model_version": versions[0],
                   "alert_features": data.drift_alert_features, **result}
-        st.write_json(self.output(), record)
+        self.seal({self.data(): st.write_json(self.data(), record)})
         self.status(monitoring.status_line(record, data.problem), 100)

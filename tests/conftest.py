@@ -2,6 +2,7 @@
 luigi.cfg overrides that are undone after each test."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -148,3 +149,18 @@ def webhdfs_double(tmp_path_factory):
     process, port = start_webhdfs_double(tmp_path_factory.mktemp("hdfs"))
     yield SimpleNamespace(port=port, url=f"hdfs://127.0.0.1:{port}")
     stop(process)
+
+
+@contextlib.contextmanager
+def failures():
+    """(task, exception) of every task that fails while the block runs (workers=1 runs them in this process)."""
+    seen: list = []
+
+    def on_failure(task, exc):
+        seen.append((task, exc))
+
+    luigi.Task.event_handler(luigi.Event.FAILURE)(on_failure)
+    try:
+        yield seen
+    finally:
+        luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(on_failure)

@@ -2,6 +2,7 @@
 with exit codes from luigi.cfg's [retcode] section."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.landing import deliver
 
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -78,7 +81,7 @@ def test_failed_validation_exits_with_task_failed_code(env):
     landing = land(env, "2013-01-01", "2013-01-03")
     bad = landing / "flights" / "flights_2013-01-02.csv"
     frame = pd.read_csv(bad).drop(columns=["arr_delay"])
-    frame.to_csv(bad, index=False)
+    deliver(str(landing), "flights", dt.date(2013, 1, 2), frame.to_csv(index=False).encode())
     proc = run([BIN / "luigi", "--module", "tasks", "NightlyPipeline", "--date", "2013-01-03",
                 "--local-scheduler"], env)
     assert proc.returncode == 30, proc.stderr[-3000:]  # [retcode] task_failed

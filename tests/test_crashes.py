@@ -1,9 +1,15 @@
 """Crashes, with the pipeline as real processes: the worker SIGKILLed during every kind of write of
-a multi-day run, luigid restarted in the middle of a run, and a cron nightly overlapping a manual
-backfill through one luigid. Each ends with outputs identical to those of an uninterrupted run.
+a multi-day run and at every step of a write (into the temporary file, before its fsync, before
+the rename, before the seal), luigid restarted in the middle of a run, and a cron nightly started
+while a manual backfill of overlapping dates holds the storage root. Each ends with outputs
+identical to those of an uninterrupted run.
 
 tests/faults.py, loaded into the pipeline processes through tests/fault_site/sitecustomize.py
-(on PYTHONPATH), logs every write and kills or pauses the process at a chosen one."""
+(on PYTHONPATH), logs every write and kills or pauses the process at a chosen one.
+
+What a SIGKILL can show: the process dies, the kernel keeps every byte it was given. A kill
+"before the fsync" therefore leaves what a crashed process leaves, not what a power loss leaves
+(unsynced data lost, a rename without its data): this suite simulates no power loss."""
 from __future__ import annotations
 
 import collections
@@ -14,6 +20,7 @@ import fnmatch
 import io
 import json
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -27,7 +34,9 @@ import pandas as pd
 import pyarrow
 import pytest
 
-from tests.faults import TMP_MARK, read_log
+from pipeline.layout import DATASET_MARKER, DECISION_FILE, LEASE_FILE, SUCCESS
+from pipeline.storage import TEMP_MARK, file_info, is_temp
+from tests.faults import read_log
 from tests.luigid_server import LuigidServer
 from tests.test_commands import BIN, OVERLAY, PROJECT
 
@@ -37,6 +46,11 @@ FIRST, DATE = "2013-01-01", "2013-01-06"  # OVERLAY: deployments from 2013-01-05
 # The fields that differ between two runs of the same code on the same data: wall-clock times, and
 # the hash of the working tree's code (only so that edits made while these tests run do not count).
 UNCOMPARED = {"trained_at", "training_seconds", "moved_at", "source_sha256"}
+# What `mlpipe` writes itself, not a task: the root's dataset record (before any task) and its lease.
+COMMAND_RECORDS = {DATASET_MARKER, LEASE_FILE}
+# A command SIGKILLed here leaves its lease behind, and the next run waits for it to expire: after
+# 5 s here, not luigi.cfg's 2 minutes.
+LEASE_TTL = 5
 RUNNING = re.compile(r"Worker Worker\(.*?\) running   (.+)$", re.M)
 
 
@@ -52,12 +66,6 @@ class Run:
     def written(self) -> list[str]:
         return [e["path"] for e in self.events if e["event"] == "write"]
 
-    @property
-    def kill(self) -> dict:
-        kills = [e for e in self.events if e["event"] == "kill"]
-        assert len(kills) == 1, f"expected one injected kill, got {kills}; output:\n{self.output[-3000:]}"
-        return kills[0]
-
 
 class Pipeline:
     """A storage root with the landed days and an overlay config; every run gets its own write log."""
@@ -70,7 +78,8 @@ class Pipeline:
         # the machine-wide /tmp/luigi, so that other runs of the same command elsewhere do not
         # count; and luigi.cfg's [worker] keep_alive, as in production (OVERLAY turns it off).
         core = {"lock_pid_dir": base / "luigi-lock", **core}
-        overlay.write_text(merged(OVERLAY, {"core": core, "worker": {"keep_alive": None}}))
+        overlay.write_text(merged(OVERLAY, {"core": core, "worker": {"keep_alive": None},
+                                            "lease": {"ttl": LEASE_TTL}}))
         self.env = dict(os.environ, MLPIPE_ROOT=str(self.root), LUIGI_CONFIG_PATH=str(overlay),
                         OMP_NUM_THREADS="1",
                         PYTHONPATH=os.pathsep.join(filter(None, [str(FAULT_SITE), os.environ.get("PYTHONPATH")])))
@@ -152,16 +161,42 @@ def wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 300) -> None
 
 
 def outputs(root: Path) -> dict[str, object]:
-    """Every output under `root` by relative path (not the landing zone, run summaries or temporary
-    files): JSON parsed, with the root and the UNCOMPARED fields taken out; anything else as bytes."""
+    """Every output under `root` by relative path (not the landing zone, run summaries, the root's
+    lease or temporary files), as content() reads it."""
     found = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_dir() or rel.startswith(("landing/", "runs/")) or TMP_MARK in rel:
+        if path.is_dir() or rel.startswith(("landing/", "runs/")) or rel == LEASE_FILE or is_temp(path.name):
             continue
-        data = path.read_bytes()
-        found[rel] = comparable(json.loads(data), str(root)) if rel.endswith(".json") else data
+        found[rel] = content(path, root)
     return found
+
+
+def content(path: Path, root: Path):
+    """A file as outputs() compares it, by its final name (a temporary file's too): JSON parsed,
+    with the root and the UNCOMPARED fields taken out; a seal as sealed(); anything else as bytes."""
+    name = final_name(path.name)
+    if name == SUCCESS:
+        return sealed(path)
+    data = path.read_bytes()
+    return comparable(json.loads(data), str(root)) if name.endswith(".json") else data
+
+
+def sealed(flag: Path) -> dict[str, str]:
+    """Each file a seal records (by its path relative to the seal's directory): "ok" when the file
+    there has the recorded size and sha256, else "missing" or "differs". Not the checksums
+    themselves: those of files with UNCOMPARED fields differ between two runs."""
+    checks = {}
+    for relative, recorded in json.loads(flag.read_bytes())["files"].items():
+        beside = flag.parent / relative
+        checks[relative] = ("missing" if not beside.is_file() else
+                            "ok" if file_info(beside.read_bytes()) == recorded else "differs")
+    return checks
+
+
+def final_name(name: str) -> str:
+    """The name a temporary file of the writer (`.{name}.tmp-{random}`) was to be renamed to."""
+    return name[1:].rsplit(TEMP_MARK, 1)[0] if name.startswith(".") and is_temp(name) else name
 
 
 def comparable(value, root: str):
@@ -173,12 +208,13 @@ def comparable(value, root: str):
 
 
 def temporaries(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob(f"*{TMP_MARK}*")}
+    """Every temporary file of a write under `root` (storage.is_temp)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if is_temp(p.name) and p.is_file()}
 
 
 def differences(found: dict, expected: dict) -> list[str]:
     """Outputs in `found` that the uninterrupted run does not have, or has with other content."""
-    return [rel for rel, content in found.items() if expected.get(rel, KeyError) != content]
+    return [rel for rel, value in found.items() if expected.get(rel, KeyError) != value]
 
 
 def kind(rel: str) -> str:
@@ -188,12 +224,12 @@ def kind(rel: str) -> str:
 
 def unreadable(path: Path) -> bool:
     """Whether the file fails to parse as what its final name says it is."""
-    name = path.name.split(TMP_MARK)[0]
+    name = final_name(path.name)
     data = path.read_bytes()
     try:
         if name.endswith(".parquet"):
             pd.read_parquet(path)
-        elif name.endswith(".json"):
+        elif name.endswith(".json") or name == SUCCESS:
             json.loads(data)
         elif name.endswith(".skops"):
             zipfile.ZipFile(path).testzip()
@@ -227,7 +263,7 @@ def reference(tmp_path_factory, landing):
     found = outputs(pipeline.root)
     assert not [rel for rel in found if unreadable(pipeline.root / rel)]
     assert not temporaries(pipeline.root)
-    decisions = {rel: v for rel, v in found.items() if rel.startswith("deployments/")}
+    decisions = {rel: v for rel, v in found.items() if rel.startswith("deployments/") and rel.endswith(DECISION_FILE)}
     assert [v["date"] for v in decisions.values()] == ["2013-01-05", "2013-01-06"]
     assert any(v["blessed"] for v in decisions.values()), "a version must be published for the registry writes"
     return pipeline.root, found, run.written
@@ -237,11 +273,15 @@ def reference(tmp_path_factory, landing):
 
 @dataclass(frozen=True)
 class Kill:
-    """SIGKILL at the first write matching `at` (relative to the root): "partial" after half its
-    bytes went to luigi's temporary file, "after" once it is complete. `unwritten` (a glob;
-    {dir} is the killed file's directory) must then be missing; the next run must write `redo`
-    again, or, with redo None, must not write the killed file again (it was complete).
-    With `workers` > 1 luigi runs the task in a child process: only that one is killed."""
+    """SIGKILL at the first write matching `at` (relative to the root), at one step of that write
+    (tests/faults.py): "partial" after half its bytes went to the writer's temporary file,
+    "unsynced" with every byte in the temporary file, before its fsync, "unrenamed" after the
+    fsync, before the rename, "unsealed" (a seal only) once the seal's sweep of temporary files is
+    done, before any byte of the seal, "after" once the write is complete. `unwritten` (a glob;
+    {dir} is the killed file's directory, {under} that directory below its layer) must then be
+    missing; the next run must write `redo` again, or, with redo None, must not write the killed
+    file again (it was complete). With `workers` > 1 luigi runs the task in a child process: only
+    that one is killed."""
     at: str
     action: str = "partial"
     unwritten: str = ""
@@ -250,28 +290,42 @@ class Kill:
 
 
 # Two sequences of runs, each on its own root and both at the same time: each run is killed at
-# the next point of its sequence, and the next run resumes from what the kill left.
+# the next point of its sequence, and the next run resumes from what the kill left. Every output
+# is a directory made complete by its `_SUCCESS` seal, written last: a kill before it leaves an
+# output that is not complete, and the next run writes it again.
 DATA_KILLS = [
     Kill("raw/flights/*/part-0.parquet"),
-    # A raw partition is complete with the record of the landing file it was parsed from, written last.
+    # A raw partition: the Parquet file, the record of the landing file it was parsed from, the seal.
     Kill("raw/*/date=*/part-0.parquet", "after", unwritten="{dir}/landing.json", redo="{dir}/landing.json"),
-    Kill("quarantine/*/date=*/part-0.parquet"),
-    Kill("validation/*/date=*/report.json"),
+    Kill("raw/*/date=*/landing.json", "unsynced", unwritten="{dir}/_SUCCESS"),
+    Kill("raw/*/date=*/_SUCCESS", "unrenamed"),
+    # A day's validation writes quarantine, report and clean rows; the seal beside the clean rows.
+    Kill("quarantine/*/date=*/part-0.parquet", unwritten="clean/{under}/_SUCCESS"),
+    Kill("validation/*/date=*/report.json", unwritten="clean/{under}/_SUCCESS"),
     Kill("clean/*/part-0.parquet", "after", unwritten="{dir}/_SUCCESS", redo="{dir}/_SUCCESS"),
-    Kill("features/*"),
-    Kill("models/candidates/*/model.skops"),
+    Kill("clean/*/_SUCCESS", "unsealed"),
+    Kill("features/*/part-0.parquet", "unrenamed", unwritten="{dir}/_SUCCESS"),
+    Kill("features/*/_SUCCESS", "unsynced"),
+    Kill("models/candidates/*/model.skops", unwritten="{dir}/_SUCCESS"),
     Kill("models/candidates/*/metadata.json", "after", unwritten="{dir}/_SUCCESS", redo="{dir}/_SUCCESS"),
 ]
 MODEL_KILLS = [
     Kill("evaluations/*/evaluation.json", "after", unwritten="{dir}/_SUCCESS", redo="{dir}/_SUCCESS"),
-    Kill("registry/versions/*/model.skops"),
+    # A registry version: model, evaluation and report, the manifest, the seal; then the alias moves
+    # (production.json), the move is kept in the history, and the day's decision is written and sealed.
+    Kill("registry/versions/*/model.skops", unwritten="{dir}/_SUCCESS"),
     Kill("registry/versions/*/manifest.json", "after", unwritten="{dir}/_SUCCESS", redo="{dir}/_SUCCESS"),
-    Kill("registry/history/*", "after", unwritten="registry/production.json", redo="registry/production.json"),
-    Kill("registry/production.json", "after", unwritten="deployments/*/date=2013-01-05/decision.json",
+    Kill("registry/versions/*/_SUCCESS", "unsealed", unwritten="registry/production.json"),
+    Kill("registry/production.json", unwritten="registry/history/*"),
+    Kill("registry/production.json", "after", unwritten="registry/history/*", redo="registry/history/*"),
+    Kill("registry/history/*", "after", unwritten="deployments/*/date=2013-01-05/decision.json",
          redo="deployments/*/date=2013-01-05/decision.json"),
-    Kill("deployments/*"),
-    Kill("predictions/*", "after", redo=None),
-    Kill("monitoring/*"),
+    Kill("deployments/*/decision.json", "unsynced", unwritten="{dir}/_SUCCESS"),
+    Kill("deployments/*/_SUCCESS", "unrenamed"),
+    Kill("predictions/*/part-0.parquet", "after", unwritten="{dir}/_SUCCESS", redo="{dir}/_SUCCESS"),
+    Kill("predictions/*/_SUCCESS", "unsealed"),
+    Kill("monitoring/*", unwritten="{dir}/_SUCCESS"),
+    Kill("monitoring/*/_SUCCESS", "after", redo=None),
     Kill("models/candidates/*/date=2013-01-06/model.skops", workers=2, redo=None),
     Kill("runs/*", redo="runs/nightly/date=2013-01-06/run-*.json"),
 ]
@@ -281,13 +335,37 @@ RETRY_SOON = {"worker": {"keep_alive": "true"}, "scheduler": {"retry_count": 2, 
 
 
 def expand(pattern: str, killed: str) -> str:
-    return pattern.format(path=killed, dir=killed.rsplit("/", 1)[0])
+    directory = killed.rsplit("/", 1)[0]
+    return pattern.format(path=killed, dir=directory, under=directory.partition("/")[2])
 
 
-def kill_one_after_another(pipeline: Pipeline, kills: list[Kill], expected: dict, decided) -> Run:
+def directory_of(rel: str) -> str:
+    return rel.rsplit("/", 1)[0]
+
+
+def left_after(run: Run, before: set[str], expected: dict) -> set[str]:
+    """The temporary files there are after `run`, given those there were before it: a kill leaves
+    the one of its write (if it made one), and a seal removes those in every directory its output
+    wrote to (its own and those of the files it records, as the uninterrupted run's seal at the
+    same path lists them) before its write starts (storage.seal), so a seal written, or killed
+    while being written, has swept those directories."""
+    left = set(before)
+    for event in run.events:
+        if event["event"] in ("write", "kill") and event["path"].rsplit("/", 1)[-1] == SUCCESS:
+            here = directory_of(event["path"])
+            swept = {here} | {directory_of(posixpath.normpath(f"{here}/{rel}")) for rel in expected[event["path"]]}
+            left = {tmp for tmp in left if directory_of(tmp) not in swept}
+        if event["event"] == "kill" and "tmp" in event:
+            left.add(event["tmp"])
+    return left
+
+
+def kill_one_after_another(pipeline: Pipeline, kills: list[Kill], expected: dict, decided) -> tuple[Run, set[str]]:
     """`mlpipe run --date 2013-01-06` killed at each point of `kills` in turn, checking what each kill
-    left and what the next run redid; then a run without faults, which it returns."""
-    left_behind: set[str] = set()  # luigi's temporary files of the killed writes
+    left and what the next run redid; then a run without faults. Returns that run and the
+    temporary files left at the end."""
+    root = pipeline.root
+    left_behind: set[str] = set()  # temporary files of the killed writes that no seal has swept yet
     previous: tuple[Kill, str] | None = None
 
     def redone_by(run: Run) -> None:
@@ -304,50 +382,77 @@ def kill_one_after_another(pipeline: Pipeline, kills: list[Kill], expected: dict
         retried = kill.workers > 1
         run = pipeline.run("run", "--date", DATE, "--workers", str(kill.workers), at=kill.at, action=kill.action,
                            config=RETRY_SOON if retried else None)
+        if previous:
+            redone_by(run)
+        fired = [e for e in run.events if e["event"] == "kill"]
+        assert len(fired) == 1, (f"the fault {kill.action} at {kill.at} fired {len(fired)} times, not once "
+                                 "(unsynced and unrenamed fire from the writer's fsync and rename); output:\n"
+                                 + run.output[-3000:])
+        event = fired[0]
         if retried:  # the worker saw its task process die, and ran the task again
             assert run.returncode == 0, run.output[-3000:]
             assert re.search(r"Task CandidateModel_2013_01_06_\w+ died unexpectedly with exit code -9", run.output)
             assert "there were failed tasks but they all succeeded in a retry" in run.output
         else:
             assert run.returncode == -signal.SIGKILL, run.output[-3000:]
-        if previous:
-            redone_by(run)
-        event = run.kill
+            # The killed command's lease stays behind; the next run takes it over once it expires.
+            assert json.loads((root / LEASE_FILE).read_text())["pid"] == event["pid"]
         killed = event["path"]
         assert fnmatch.fnmatch(killed, kill.at) and event["action"] == kill.action
-        if kill.action == "partial":
-            tmp = pipeline.root / event["tmp"]
-            assert tmp.parent == (pipeline.root / killed).parent
-            assert tmp.stat().st_size == event["size"] // 2
-            assert event["size"] == 0 or unreadable(tmp), f"{tmp} parses although it holds half of the file"
-            assert (pipeline.root / killed).exists() == retried
-            assert run.written.count(killed) == retried
-            left_behind.add(event["tmp"])
+        target = root / killed
+        complete = (target.parent / SUCCESS).exists()
+        if kill.action == "after":
+            assert target.is_file()
+        else:  # nothing under the final name, and the output is not complete (unless luigi ran it again)
+            assert target.exists() == retried and run.written.count(killed) == retried
+            assert complete == retried
+        if "tmp" in event:  # "partial", "unsynced", "unrenamed": the writer's temporary file
+            tmp = root / event["tmp"]
+            assert tmp.parent == target.parent and is_temp(tmp.name) and final_name(tmp.name) == target.name
+            if retried:
+                assert not tmp.exists(), "the seal of the task's retry did not remove the temporary file"
+            elif kill.action == "partial":
+                assert tmp.stat().st_size == event["size"] // 2
+                assert event["size"] == 0 or unreadable(tmp), f"{tmp} parses although it holds half of the file"
+            else:  # the whole content, which never got its final name
+                assert tmp.stat().st_size == event["size"]
+                assert content(tmp, root) == expected[killed]
         else:
-            assert (pipeline.root / killed).is_file()
-            if kill.unwritten:
-                assert not list(pipeline.root.glob(expand(kill.unwritten, killed)))
-        if killed.startswith("deployments/") and kill.action == "partial":
-            assert decided(pipeline.root) is None  # a half-written decision is no decision
+            assert kill.action in ("after", "unsealed")
+        if kill.action == "unsealed":  # the seal's sweep came before its write
+            assert killed.endswith("/" + SUCCESS)
+            assert not [p.name for p in target.parent.iterdir() if is_temp(p.name)]
+        if kill.unwritten:
+            assert not list(root.glob(expand(kill.unwritten, killed)))
+        if killed.startswith("deployments/") and not complete:
+            last = decided(root)  # a decision without its seal is no decision
+            assert last is None or last < dt.date.fromisoformat(killed.split("/date=")[1][:10])
         # Under a final name there is only ever complete content: every output present equals the
-        # uninterrupted run's; the half-written bytes are only in luigi's temporary files.
-        assert differences(outputs(pipeline.root), expected) == []
-        assert temporaries(pipeline.root) == left_behind
+        # uninterrupted run's; what a killed write had written is only in its temporary file.
+        assert differences(outputs(root), expected) == []
+        left_behind = left_after(run, left_behind, expected)
+        assert temporaries(root) == left_behind
         previous = (kill, killed)
 
     final = pipeline.run("run", "--date", DATE)
     assert final.returncode == 0, final.output[-3000:]
     redone_by(final)
-    assert outputs(pipeline.root) == expected
-    assert temporaries(pipeline.root) == left_behind
-    summaries = sorted(pipeline.root.glob("runs/nightly/date=2013-01-06/run-*.json"))
+    assert outputs(root) == expected
+    left_behind = left_after(final, left_behind, expected)
+    assert temporaries(root) == left_behind
+    sealed_directories = {p.parent for p in root.rglob(SUCCESS)}
+    assert not [tmp for tmp in left_behind if (root / tmp).parent in sealed_directories]
+    summaries = sorted(root.glob("runs/nightly/date=2013-01-06/run-*.json"))
     assert json.loads(summaries[-1].read_text())["exit_code"] == 0
-    return final
+    return final, left_behind
 
 
 @pytest.mark.slow
 def test_worker_killed_during_every_kind_of_write_then_reruns_end_as_an_uninterrupted_run(
         tmp_path, landing, reference, luigi_config, monkeypatch):
+    """The kills "unsynced" and "unrenamed" leave what a crashed process leaves: the kernel has the
+    bytes, so the temporary file holds all of them whether or not it was fsynced. What a power
+    loss leaves (unsynced data gone, a rename whose data is not on disk) is not simulated."""
     _, expected, ref_writes = reference
     data, model = Pipeline(tmp_path / "data", landing), Pipeline(tmp_path / "model", landing)
     overlay = configparser.ConfigParser()
@@ -365,13 +470,21 @@ def test_worker_killed_during_every_kind_of_write_then_reruns_end_as_an_uninterr
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         chains = [pool.submit(kill_one_after_another, data, DATA_KILLS, expected, decided),
                   pool.submit(kill_one_after_another, model, MODEL_KILLS, expected, decided)]
-        after_data, after_model = [chain.result() for chain in chains]
+        (after_data, data_left), (after_model, model_left) = [chain.result() for chain in chains]
     assert "- 2 Deployment(date=2013-01-05,2013-01-06)" in after_data.output  # it did the deploy chain
     assert "Did not run any tasks" in after_model.output  # the last kill came after every task had finished
-    # Every kind of output the uninterrupted run's tasks write had a kill during one of its writes
-    # (dataset.json, the root's dataset record, is written by mlpipe before luigi runs any task).
+    # The temporary files no seal swept: those of kills beside files that no seal records. A day's
+    # seal sweeps the quarantine and report directories too; the registry's alias and history,
+    # and the run summaries, are plain files.
+    assert data_left == set()
+    assert {tmp.split("/")[0] for tmp in model_left} == {"registry", "runs"}
+    # Every kind of output the uninterrupted run's tasks write had a kill during one of its writes.
     assert {kind(k.at) for k in DATA_KILLS + MODEL_KILLS} == {kind(path) for path in ref_writes
-                                                              if path != "dataset.json"}
+                                                              if path not in COMMAND_RECORDS}
+    # Each step of a write was killed on a data file and on a seal ("unsealed" is for seals only).
+    steps = {(k.action, "seal" if k.at.endswith("/" + SUCCESS) else "data") for k in DATA_KILLS + MODEL_KILLS}
+    assert steps >= {("partial", "data"), ("unsynced", "data"), ("unsynced", "seal"), ("unrenamed", "data"),
+                     ("unrenamed", "seal"), ("unsealed", "seal"), ("after", "data"), ("after", "seal")}
 
 
 # ---- luigid restarted in the middle of a run ----------------------------------------------------
@@ -460,51 +573,67 @@ def test_luigid_restarted_mid_run_the_run_stops_or_goes_on_and_reruns_complete_i
 
 @pytest.mark.slow
 def test_cron_nightly_and_a_backfill_of_overlapping_dates_run_each_task_once(tmp_path, landing, reference):
+    """The root's lease lets one command at a time change a storage root: the cron nightly, started
+    while the backfill holds it, waits for the backfill to finish ([lease] run_wait), then finds
+    its date complete. Every task runs once, and both commands succeed."""
     _, expected, _ = reference
     backfill_args = ("backfill", "--start", "2013-01-03", "--end", DATE, "--central")
+    lease = {"lease": {"ttl": None}}  # luigi.cfg's: both commands stay alive, neither lease expires
     with LuigidServer(tmp_path / "luigid") as server:
         pipeline = Pipeline(tmp_path, landing, **{"default-scheduler-port": server.port})
-        # The backfill holds its first task until the nightly has written something: both run
-        # tasks at the same time, whatever the machine's speed.
-        backfill, backfill_env = pipeline.start(*backfill_args, at="*", action="pause")
+        # The backfill holds its first task's first write (and the lease, taken before any task)
+        # until the nightly has started and is waiting for the lease.
+        backfill, backfill_env = pipeline.start(*backfill_args, at="raw/*", action="pause", config=lease)
         wait_for(Path(backfill_env["MLPIPE_FAULT_PAUSE"] + ".paused"), backfill)
-        cron = {k: v for k, v in pipeline.fault_env().items()
+        cron = {k: v for k, v in pipeline.fault_env(config=lease).items()
                 if k in ("MLPIPE_ROOT", "LUIGI_CONFIG_PATH", "PYTHONPATH", "MLPIPE_FAULT_LOG", "OMP_NUM_THREADS")}
         cron.update(HOME=str(tmp_path), PATH="/usr/bin:/bin", MLPIPE_LOG_DIR=str(tmp_path / "log"))
+        started = time.time()
         nightly = subprocess.Popen(["env", "-i", *[f"{k}={v}" for k, v in cron.items()], str(NIGHTLY), DATE],
                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # It writes nothing while it waits (the lease is read, not written, until it is free): give
+        # it the time to start Python and get there.
+        cron_log_path = tmp_path / "log" / f"nightly-{DATE}.log"
         deadline = time.monotonic() + 300
-        while not [e for e in read_log(cron["MLPIPE_FAULT_LOG"]) if e["event"] == "write"]:
+        while not (cron_log_path.exists() and "=== nightly" in cron_log_path.read_text()):
             assert nightly.poll() is None and time.monotonic() < deadline, communicate(nightly)
             time.sleep(0.05)
+        time.sleep(10)
+        assert nightly.poll() is None, communicate(nightly)
+        assert not read_log(cron["MLPIPE_FAULT_LOG"])
+        resumed = time.time()
         Path(backfill_env["MLPIPE_FAULT_PAUSE"] + ".resume").touch()
         manual = pipeline.finish(backfill, backfill_env)
         nightly_stderr = communicate(nightly)
         events = task_events(server)
         rerun = pipeline.run(*backfill_args)
 
-    cron_log = (tmp_path / "log" / f"nightly-{DATE}.log").read_text()
-    # Each worker counts the tasks the other ran as "already running" (10) or "not run" (25): luigi
-    # has no "done by another worker" (README, "Running luigid"); the rerun finds everything done.
-    assert {nightly.returncode, manual.returncode} <= {0, 10, 25}, \
-        nightly_stderr + cron_log[-3000:] + manual.output[-3000:]
-    assert json.loads((tmp_path / "log" / f"nightly-{DATE}.json").read_text())["exit_code"] == nightly.returncode
+    cron_log = cron_log_path.read_text()
+    assert manual.returncode == 0, manual.output[-3000:]
+    assert nightly.returncode == 0, nightly_stderr + cron_log[-3000:]
+    assert json.loads((tmp_path / "log" / f"nightly-{DATE}.json").read_text())["exit_code"] == 0
     assert rerun.returncode == 0 and "Did not run any tasks" in rerun.output, rerun.output[-3000:]
 
-    # Both ran tasks, at the same time.
+    def task_outputs(writes: list[dict]) -> list[dict]:
+        """Task outputs only: the run summaries (runs/), the root's dataset record and the lease are
+        each command's own."""
+        return [e for e in writes if not e["path"].startswith("runs/") and e["path"] not in COMMAND_RECORDS]
+
     writes = {"nightly": [e for e in read_log(cron["MLPIPE_FAULT_LOG"]) if e["event"] == "write"],
               "backfill": [e for e in manual.events if e["event"] == "write"]}
-    assert all(writes.values())
-    assert max(w[0]["time"] for w in writes.values()) < min(w[-1]["time"] for w in writes.values())
-    # Each task ran once: in luigid's history, in the workers' logs, and no output was written twice.
+    # The nightly ran while the backfill held the root, and took the lease only after the backfill's
+    # last write; then it found its date complete: it ran no task and wrote no task output.
+    took_lease = min(e["time"] for e in writes["nightly"] if e["path"] == LEASE_FILE)
+    assert started < resumed < took_lease
+    assert max(e["time"] for e in writes["backfill"]) < took_lease
+    assert "Did not run any tasks" in cron_log and not RUNNING.findall(cron_log)
+    assert not task_outputs(writes["nightly"])
+    # Each task ran once: in luigid's history, in the backfill's log, and no output was written twice.
     ran = collections.Counter(task_id for _, task_id, event in events if event == "RUNNING")
     assert max(ran.values()) == 1, [task for task, n in ran.items() if n > 1]
-    per_worker = [collections.Counter(RUNNING.findall(cron_log)), collections.Counter(RUNNING.findall(manual.output))]
-    assert all(per_worker) and max((per_worker[0] + per_worker[1]).values()) == 1
-    assert sum(per_worker[0].values()) + sum(per_worker[1].values()) == sum(ran.values())
-    # Task outputs only: the run summaries (runs/) and the root's dataset record are each command's own.
-    written = collections.Counter(e["path"] for w in writes.values() for e in w
-                                  if not e["path"].startswith("runs/") and e["path"] != "dataset.json")
+    per_worker = collections.Counter(RUNNING.findall(manual.output))
+    assert max(per_worker.values()) == 1 and sum(per_worker.values()) == sum(ran.values())
+    written = collections.Counter(e["path"] for w in writes.values() for e in task_outputs(w))
     assert max(written.values()) == 1, [path for path, n in written.items() if n > 1]
 
     # The outputs are the uninterrupted nightly run's, plus the backfill's own NightlyPipeline(2013-01-05):
@@ -512,8 +641,9 @@ def test_cron_nightly_and_a_backfill_of_overlapping_dates_run_each_task_once(tmp
     found = outputs(pipeline.root)
     extra = sorted(rel for rel in found if rel not in expected)
     assert [rel.split("/")[0] + " " + rel.split("/date=")[1].split("/")[0] for rel in extra] == [
-        "monitoring 2013-01-05", "predictions 2013-01-05"]
+        "monitoring 2013-01-05", "monitoring 2013-01-05", "predictions 2013-01-05", "predictions 2013-01-05"]
     assert {rel: found[rel] for rel in expected} == expected
-    assert found[extra[0]]["model_version"] is None
-    assert pd.read_parquet(pipeline.root / extra[1])["model_version"].isna().all()
+    data = [rel for rel in extra if not rel.endswith("/" + SUCCESS)]
+    assert found[data[0]]["model_version"] is None
+    assert pd.read_parquet(pipeline.root / data[1])["model_version"].isna().all()
     assert temporaries(pipeline.root) == set()

@@ -2,6 +2,7 @@
 log file and a JSON run summary."""
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.landing import deliver
 from tests.servers import free_port
 from tests.test_commands import BIN, OVERLAY, PROJECT
 
@@ -53,8 +55,8 @@ def test_nightly_under_cron_environment_then_a_forced_failure(cron_env, tmp_path
     stored = list(Path(cron_env["MLPIPE_ROOT"]).glob("runs/nightly/date=2013-01-06/run-*.json"))
     assert len(stored) == 1 and json.loads(stored[0].read_text()) == summary
 
-    bad = Path(cron_env["MLPIPE_ROOT"]) / "landing" / "weather" / "weather_2013-01-07.csv"
-    bad.write_text("origin,year\nEWR,2013\n")  # a weather file missing most of its columns
+    landing = str(Path(cron_env["MLPIPE_ROOT"]) / "landing")
+    deliver(landing, "weather", dt.date(2013, 1, 7), b"origin,year\nEWR,2013\n")  # missing most of its columns
     proc = nightly(cron_env, elsewhere, "2013-01-07")
     assert proc.returncode == 30, proc.stderr  # [retcode] task_failed
     assert "nightly: 2013-01-07 failed with exit code 30" in proc.stderr

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline import layout
+from pipeline import storage as st
 from tests.conftest import S3_CREDENTIALS
 from tests.servers import MotoServer
 from tests.test_commands import BIN, PROJECT, SHORT_PIPELINE
@@ -109,9 +111,9 @@ def start_run(env: dict, log: Path, *extra: str) -> subprocess.Popen:
                                 stdout=subprocess.DEVNULL, stderr=err, text=True)
 
 
-def unreachable(server: MotoServer) -> re.Pattern:
+def unreachable(server: MotoServer, prefix: str = "StorageError: ") -> re.Pattern:
     """The message of a task that found the endpoint down (one line of the log)."""
-    return re.compile(rf"StorageError: cannot reach the S3 endpoint {re.escape(server.endpoint)} for "
+    return re.compile(rf"{prefix}cannot reach the S3 endpoint {re.escape(server.endpoint)} for "
                       rf"s3://{BUCKET}/\S+: .*; check that the endpoint is up and that \[s3\] endpoint_url and "
                       r"region_name in luigi.cfg point at it; a task that fails this way while running is retried "
                       r"as set in luigi.cfg \[scheduler\] retry_count / retry_delay, otherwise rerun once the "
@@ -143,7 +145,7 @@ def test_s3_endpoint_crash_mid_run_is_retried_and_the_run_completes(moto, tmp_pa
     started = time.monotonic()
     run = start_run(env, log, "--summary", str(summary))
     try:
-        wait_for(lambda: len(keys(s3, "pipeline/raw/")) >= 3, "raw partitions on S3", 120, run, log)
+        wait_for(lambda: len([k for k in keys(s3, "pipeline/raw/") if k.endswith("/_SUCCESS")]) >= 3, "raw partitions on S3", 120, run, log)
         os.kill(run.pid, signal.SIGSTOP)  # no request from the run in flight while the state is copied
         time.sleep(0.5)
         before_crash = server.snapshot()[BUCKET]
@@ -183,8 +185,10 @@ def test_s3_endpoint_crash_mid_run_is_retried_and_the_run_completes(moto, tmp_pa
         return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
     stored = keys(s3)
-    assert not [k for k in stored if "luigi-tmp" in k], "no temporary object is left behind"
-    assert set(before_crash) < set(stored), "the run wrote the rest of its outputs after the endpoint came back"
+    assert not [k for k in stored if st.is_temp(k.rsplit("/", 1)[-1])], "no temporary object is left behind"
+    lease = f"pipeline/{layout.LEASE_FILE}"  # held by the run while it ran, released at its end
+    assert lease in before_crash and lease not in stored
+    assert set(before_crash) - {lease} < set(stored), "the run wrote the rest of its outputs after the endpoint came back"
     for key in (k for k in stored if k.endswith(".parquet")):
         pd.read_parquet(io.BytesIO(get(key)))  # every Parquet object is whole
     landing_rows = {day: len(pd.read_csv(io.BytesIO(get(f"landing/flights/flights_{day}.csv"))))
@@ -206,7 +210,7 @@ def test_s3_endpoint_crash_mid_run_is_retried_and_the_run_completes(moto, tmp_pa
     assert serving and decisions[DATE]["production_version_before"] == serving
     assert f"pipeline/registry/versions/{serving}/_SUCCESS" in stored
     assert json.loads(get(f"pipeline/registry/versions/{serving}/manifest.json"))["version"] == serving
-    predictions_key = next(k for k in stored if k.startswith("pipeline/predictions/") and f"date={DATE}" in k)
+    predictions_key = next(k for k in stored if k.startswith("pipeline/predictions/") and k.endswith(f"date={DATE}/part-0.parquet"))
     predictions = pd.read_parquet(io.BytesIO(get(predictions_key)))
     assert len(predictions) == landing_rows[DATE] and predictions["score"].between(0, 1).all()
     assert predictions["model_version"].unique().tolist() == [serving]
@@ -225,7 +229,7 @@ def test_s3_endpoint_down_for_good_fails_the_run_after_the_retries_with_exit_30(
     log = tmp_path / "run.log"
     run = start_run(env, log)
     try:
-        wait_for(lambda: len(keys(server.client(), "pipeline/raw/")) >= 3, "raw partitions on S3", 120, run, log)
+        wait_for(lambda: len([k for k in keys(server.client(), "pipeline/raw/") if k.endswith("/_SUCCESS")]) >= 3, "raw partitions on S3", 120, run, log)
         server.kill()
         code = run.wait(timeout=180)
     finally:
@@ -243,9 +247,9 @@ def test_s3_endpoint_down_for_good_fails_the_run_after_the_retries_with_exit_30(
 
 
 def test_s3_endpoint_down_when_the_run_starts_is_a_scheduling_error_with_exit_35(moto, tmp_path):
-    """luigi checks which outputs exist before it runs anything; if the endpoint is down then, the
-    check fails (luigi's retry policy does not cover it): exit code 35, the endpoint's message, and
-    nothing written."""
+    """A run takes the storage root's lease before luigi checks anything; if the endpoint is down
+    then, taking it fails (luigi's retry policy does not cover it): exit code 35, one message
+    naming the lease and the endpoint, and nothing written."""
     server = moto
     env = s3_overlay(tmp_path, server, retry_delay=1)
     land_on_s3(env, end="2013-01-01")
@@ -253,8 +257,10 @@ def test_s3_endpoint_down_when_the_run_starts_is_a_scheduling_error_with_exit_35
     proc = subprocess.run([str(BIN / "mlpipe"), "run", "--date", "2013-01-01"], env=env, cwd=PROJECT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 35, proc.stderr[-3000:]  # [retcode] scheduling_error
-    assert unreachable(server).search(proc.stderr), proc.stderr[-3000:]
-    assert "failed scheduling" in proc.stderr and not FAILED.search(proc.stderr)
+    lease = f"mlpipe: cannot take the lease of the storage root s3://{BUCKET}/pipeline: "
+    assert unreachable(server, prefix=re.escape(lease)).search(proc.stderr), proc.stderr[-3000:]
+    assert "cannot take the lease of the storage root" in proc.stderr and not FAILED.search(proc.stderr)
+    assert "Traceback" not in proc.stderr
     server.restart()
     assert server.snapshot() == {}  # nothing could be written (and moto forgot the landing files)
 

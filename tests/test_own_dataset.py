@@ -65,14 +65,14 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     assert report["quarantined_by_rule"] == {"allowed:rider_type": 1, "partition_date": 1}
     assert open(path, "rb").read() == landed, "the landing file is never modified"
 
-    features = st.read_parquet(FeaturePartition(date=END).output())
+    features = st.read_parquet(FeaturePartition(date=END).data())
     expected = rides_data.rides(END, 300)
     assert list(features.columns) == ["date", "ride_id", "station", "start_hour", "distance_km", "temperature_c",
                                       "elevation_m", "station_minutes_3d", "rider_type", "duration_min"]
     assert features["ride_id"].tolist() == expected["ride_id"].tolist()
     np.testing.assert_allclose(features["duration_min"], expected["duration_min"])
     assert features["station_minutes_3d"].notna().all()  # three earlier days of every station
-    first_day = st.read_parquet(FeaturePartition(date=START).output())
+    first_day = st.read_parquet(FeaturePartition(date=START).data())
     assert len(first_day) == 300 and first_day["station_minutes_3d"].isna().all()  # no earlier day
     assert "rating" not in features.columns and "bike_colour" not in features.columns
 
@@ -88,15 +88,15 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     challenger = record["challenger"]
     assert challenger["rmse"] < 0.5 * challenger["baseline_rmse"] and challenger["r2_vs_baseline"] > 0.7
     assert record["decision"]["blessed"] and any("r2_vs_baseline" in r for r in record["decision"]["reasons"])
-    decisions = [st.read_json(Deployment(date=first + dt.timedelta(days=i)).output()) for i in range(5)]
+    decisions = [st.read_json(Deployment(date=first + dt.timedelta(days=i)).data()) for i in range(5)]
     assert decisions[0]["action"] == "deployed"
 
-    scored = st.read_parquet(Predictions(date=END).output())
+    scored = st.read_parquet(Predictions(date=END).data())
     truth = rides_data.rides(END, 300)
     assert scored["ride_id"].tolist() == truth["ride_id"].tolist()
     errors = scored["score"].to_numpy() - truth["duration_min"].to_numpy()
     assert np.sqrt(np.mean(errors ** 2)) < 3.0, "predictions are ride minutes, close to the real ones"
-    monitoring = st.read_json(ModelMonitoring(date=END).output())
+    monitoring = st.read_json(ModelMonitoring(date=END).data())
     assert monitoring["realized"]["r2_vs_baseline"] > 0.7 and monitoring["alerts"] == []
     assert set(monitoring["feature_psi"]) == {"start_hour", "distance_km", "temperature_c", "elevation_m",
                                               "station_minutes_3d", "station", "rider_type"}

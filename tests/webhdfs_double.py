@@ -16,7 +16,8 @@ PyPI package (HdfsCLI, ``hdfs.InsecureClient``), and nothing more:
     PUT    op=MKDIRS              -> 200 {"boolean": true}
     PUT    op=CREATE              -> 307 to the "datanode" URL; the second PUT carries the
                                      bytes and answers 201 (overwrite=true/false honoured)
-    PUT    op=RENAME              -> 200 {"boolean": true|false}  (destination=)
+    PUT    op=RENAME              -> 200 {"boolean": true|false}  (destination=; with
+                                     renameoptions=OVERWRITE: 200, no body, destination replaced)
     DELETE op=DELETE              -> 200 {"boolean": true|false}  (recursive=)
 
 Anything else (APPEND, SETPERMISSION, snapshots, ACLs, ...) answers 400 with a
@@ -312,6 +313,21 @@ class Namespace:
             os.rename(self.local(src), self.local(dst))
         return {"boolean": True}
 
+    def rename_overwrite(self, src: list[str], dst: list[str]) -> None:
+        """rename2 with Options.Rename.OVERWRITE: the destination file, if any, is replaced
+        atomically; a missing source or parent, or a directory destination, is an error."""
+        with self.lock:
+            src_st, dst_st = self.lstat(src), self.lstat(dst)
+            if not src or src_st is None:
+                raise not_found(f"rename source {self.hdfs_path(src)} does not exist")
+            if dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
+                raise RemoteError(409, "FileAlreadyExistsException",
+                                  f"rename destination {self.hdfs_path(dst)} is a directory")
+            parent = self.lstat(dst[:-1])
+            if parent is None or not stat.S_ISDIR(parent.st_mode):
+                raise not_found(f"rename destination parent of {self.hdfs_path(dst)} does not exist")
+            os.replace(self.local(src), self.local(dst))
+
     def delete(self, parts: list[str], recursive: bool) -> dict:
         with self.lock:
             if not parts:
@@ -534,6 +550,13 @@ class Handler(BaseHTTPRequestHandler):
         dest = params.get("destination")
         if not dest:
             raise bad_request('Invalid value for webhdfs parameter "destination": destination is missing')
+        options = {o.strip().upper() for o in params.get("renameoptions", "").split(",") if o.strip()}
+        if options - {"NONE", "OVERWRITE"}:
+            raise bad_request(f'Invalid value for webhdfs parameter "renameoptions": {params["renameoptions"]}')
+        if "OVERWRITE" in options:  # HDFS's rename2(OVERWRITE): replaces a file in one step; no JSON body
+            self.ns.rename_overwrite(parts, self.ns.parse(dest))
+            self._send(200)
+            return
         self._json(200, self.ns.rename(parts, self.ns.parse(dest)))
 
     def op_delete(self, parts, params, datanode):

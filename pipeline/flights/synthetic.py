@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline import storage
-from pipeline.flights.landing import landing_file, write_csv
+from pipeline.flights.landing import deliver, landing_file, mark_landed, write_csv
 
 JITTER_MINUTES = 30
 MAX_FLIGHT_NUMBER = 9999
@@ -182,9 +182,10 @@ def csv_bytes(table: pa.Table) -> bytes:
 def land_synthetic(landing_root: str, start: dt.date, end: dt.date, rows_per_day: int, seed: int,
                    drift: Drift | None = None, overwrite: bool = False,
                    store: storage.Storage | None = None, source: Source | None = None) -> dict:
-    """Write synthetic flights and weather CSVs for every day in [start, end] plus the aircraft
-    table into the landing zone. Existing files are left alone unless `overwrite`. Deterministic:
-    a day's files depend only on (seed, date, rows, drift), not on the range landed."""
+    """Deliver synthetic flights and weather CSVs for every day in [start, end] plus the aircraft
+    table into the landing zone, each followed by its done-marker (deliver()). Existing files are
+    left alone unless `overwrite`. Deterministic: a day's files depend only on (seed, date, rows,
+    drift), not on the range landed."""
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     if rows_per_day < 1:
@@ -195,17 +196,19 @@ def land_synthetic(landing_root: str, start: dt.date, end: dt.date, rows_per_day
     days = pd.date_range(start, end, freq="D")
     for day in days:
         date = day.date()
-        flights_at = target(landing_file(landing_root, "flights", date))
-        weather_at = target(landing_file(landing_root, "weather", date))
-        if not overwrite and flights_at.exists() and weather_at.exists():
+        tables = ("flights", "weather")
+        if not overwrite and all(target(landing_file(landing_root, t, date)).exists() for t in tables):
+            for t in tables:
+                mark_landed(target, landing_root, t, date)
             skipped += 2
             continue
         rng = np.random.default_rng([seed, date.toordinal()])
         key = real_day(date)
-        storage.write_bytes(flights_at, csv_bytes(synthetic_flights(src.flights[key], date, rows_per_day, rng, drift)))
+        deliver(target, landing_root, "flights", date,
+                csv_bytes(synthetic_flights(src.flights[key], date, rows_per_day, rng, drift)))
         weather = synthetic_weather(src.weather.get(key, src.weather_empty), date)
-        storage.write_bytes(weather_at, weather.to_csv(index=False).encode())
+        deliver(target, landing_root, "weather", date, weather.to_csv(index=False).encode())
         written += 2
-    w = write_csv(target(landing_file(landing_root, "planes")), src.planes, overwrite)
+    w = write_csv(target, landing_root, "planes", None, src.planes, overwrite)
     written, skipped = written + w, skipped + 1 - w
     return {"written": written, "skipped": skipped, "days": len(days)}

@@ -6,7 +6,7 @@ import json
 from pipeline import registry
 from pipeline.metrics import HEADLINE_METRIC
 from tasks import queries
-from tasks.commands.common import date_arg, fail
+from tasks.commands.common import date_arg, fail, leased
 from tasks.config import current_dataset, get_storage
 from tasks.model import move_production
 
@@ -75,10 +75,12 @@ def _move(kind: str, version: str, reason: str) -> int:
     return 0
 
 
+@leased("manual_wait")
 def cmd_models_promote(args) -> int:
     return _move("promoted", args.version, args.reason)
 
 
+@leased("manual_wait")
 def cmd_models_rollback(args) -> int:
     try:
         version = args.to or registry.Registry(get_storage()).rollback_target()

@@ -8,7 +8,6 @@ import os
 import sys
 import time
 
-import luigi.retcodes
 from luigi.retcodes import run_with_retcodes
 
 from pipeline import layout
@@ -16,7 +15,7 @@ from pipeline import storage as st
 from pipeline.description import BUILTIN
 from pipeline.storage_errors import StorageError
 from tasks import ops
-from tasks.commands.common import date_arg, range_command, scheduling_options
+from tasks.commands.common import date_arg, leased, luigi_retcodes, range_command, scheduling_options
 from tasks.config import current_dataset, get_storage
 from tasks.nightly import DATA_STAGES, STAGES, NightlyPipeline
 from tasks.queries import QueryError, days_between
@@ -77,16 +76,18 @@ def cmd_land_synthetic(args) -> int:
     return 0
 
 
+@leased("run_wait")
 def cmd_run(args) -> int:
     """NightlyPipeline(date), then one JSON run summary: in the storage root under runs/ and,
     with --summary, in a local file too (for alerting)."""
     started = time.time()
+    reprocessed = ops.reprocess_redelivered(args.date, args.date)  # [landing] redelivery = reprocess
     with ops.recorded_timings() as timings:
         code = _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
     if code == ops.SCHEDULER_UNREACHABLE:
         return code
     code = _done_by_another_worker(code, args.date)
-    summary = ops.run_summary(args.date, code, started, timings)
+    summary = ops.run_summary(args.date, code, started, timings, reprocessed)
     if code == 0 and summary["alerts"] and ops.fail_on_alert():
         code = ops.MONITORING_ALERT
         summary.update(exit_code=code, exit_class=ops.exit_class(code))
@@ -109,7 +110,9 @@ def cmd_run(args) -> int:
     return code
 
 
+@leased("run_wait")
 def cmd_backfill(args) -> int:
+    ops.reprocess_redelivered(args.start, args.end, args.stage)  # [landing] redelivery = reprocess
     return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
                        "--stage", args.stage], args, models=args.stage not in DATA_STAGES)
 
@@ -144,10 +147,6 @@ def _run_luigi(task_args: list[str], args, models: bool = True) -> int:
     return code
 
 
-def luigi_retcodes():
-    return luigi.retcodes.retcode()
-
-
 def _done_by_another_worker(code: int, date: dt.date) -> int:
     """0 instead of already_running / not_run when the date's pipeline is complete after all:
     another worker (a backfill, a second cron run) ran what this one did not."""
@@ -171,11 +170,10 @@ def cmd_plan(args) -> int:
     return 0
 
 
+@leased("manual_wait", when=lambda args: args.yes)
 def cmd_invalidate(args) -> int:
     store = get_storage()
-    last = ops.last_day_with_outputs() or args.end
-    tasks = ops.downstream(args.start, args.end, args.stage, last)
-    paths = [p for task in tasks for p in ops.removable_paths(task) if store.exists(p)]
+    paths = ops.invalidation_paths(args.start, args.end, args.stage)
     if not paths:
         print(f"mlpipe invalidate: no stored {args.stage} output (or downstream) for {args.start}..{args.end}")
         return 0

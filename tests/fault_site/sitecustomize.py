@@ -1,5 +1,6 @@
 """Python imports this at startup when tests/fault_site is on PYTHONPATH, which only
-tests/test_crashes.py arranges: with MLPIPE_FAULT_LOG set, it installs tests/faults.py's write hook."""
+tests/test_crashes.py arranges: with MLPIPE_FAULT_LOG set, it installs tests/faults.py's hooks
+into pipeline.storage (its write_bytes, and for the kills inside the local writer its os)."""
 import os
 
 if os.environ.get("MLPIPE_FAULT_LOG"):

@@ -194,3 +194,94 @@ def test_live_periods_say_which_version_served_which_dates(registry):
         ("20130103-lin", "2013-01-04", "2013-01-05", True),
         ("20130105-lin", "2013-01-06", "2013-01-05", False),
         ("20130103-lin", "2013-01-06", None, True)]
+
+
+# ---- compare-and-swap on the alias ---------------------------------------------------------------
+def test_a_promote_between_the_read_and_the_nightly_move_makes_the_move_fail(registry, monkeypatch):
+    for day in (3, 5):
+        publish(registry, version=f"2013010{day}-lin")
+    registry.move_alias("20130103-lin", D(2013, 1, 3), "blessed")
+    seen = registry.read_alias()  # the nightly deployment of 01-06 checks against this
+    monkeypatch.setenv("MLPIPE_USER", "alice")
+    promoted = registry.override("20130105-lin", D(2013, 1, 5), "promoted", "validated offline")
+    with pytest.raises(rg.AliasMoved, match=r"the production alias .*production\.json changed after it was read: "
+                                            r"alice moved it \(promoted 20130105-lin as of 2013-01-05, at .*\)\. "
+                                            r"Nothing was overwritten: .*run the day again \(`mlpipe run --date "
+                                            r"2013-01-06`\)"):
+        registry.move_alias("20130106-lin", D(2013, 1, 6), "blessed", seen=seen)
+    assert registry.alias() == promoted, "the promote is never lost"
+    assert [r["version"] for r in registry.history()] == ["20130103-lin", "20130105-lin"]
+    # decided on a fresh read, the nightly move goes ahead
+    assert registry.move_alias("20130106-lin", D(2013, 1, 6), "blessed", seen=registry.read_alias()) is True
+
+
+def test_a_nightly_move_between_the_read_and_a_promote_makes_the_promote_fail(registry):
+    publish(registry, version="20130103-lin")
+    registry.move_alias("20130103-lin", D(2013, 1, 3), "blessed")
+    seen = registry.read_alias()
+    registry.move_alias("20130104-lin", D(2013, 1, 4), "blessed")
+    with pytest.raises(rg.AliasMoved, match=r"moved it \(deployed 20130104-lin as of 2013-01-04.*production was not "
+                                            r"changed by this rolled back to 20130103-lin"):
+        registry.override("20130103-lin", D(2013, 1, 4), "rolled_back", "oops", seen=seen)
+    assert registry.alias()["version"] == "20130104-lin"
+    assert registry.override_after(D(2013, 1, 4)) is None
+    assert [r["kind"] for r in registry.history()] == ["deployed", "deployed"]
+
+
+def test_the_first_move_is_refused_when_another_created_the_alias_meanwhile(registry):
+    seen = registry.read_alias()
+    assert seen == rg.AliasRead(None, None)
+    registry.move_alias("20130103-lin", D(2013, 1, 3), "blessed")
+    with pytest.raises(rg.AliasMoved, match="moved it"):
+        registry.move_alias("20130104-lin", D(2013, 1, 4), "blessed", seen=seen)
+    assert registry.alias()["version"] == "20130103-lin"
+
+
+def test_publish_fails_when_a_promote_slipped_in_after_the_check(registry):
+    from pipeline import deployment as dp
+
+    for day in (3, 5):
+        publish(registry, version=f"2013010{day}-lin")
+    registry.move_alias("20130103-lin", D(2013, 1, 3), "blessed")
+    decision = dp.decide(D(2013, 1, 6), evaluation(True), "20130103-lin", "lin")
+    seen = registry.read_alias()
+    dp.check_compared_with_live(D(2013, 1, 6), dp.live_version(registry, D(2013, 1, 6), None, seen), None)
+    registry.override("20130105-lin", D(2013, 1, 5), "promoted", "validated offline")
+    files = {"model.skops": dump_model(MODEL), "evaluation.json": b"{}", "report.html": b""}
+    with pytest.raises(rg.RegistryError, match="promoted 20130105-lin"):
+        dp.publish(registry, decision, files, {}, seen)
+    assert registry.alias()["version"] == "20130105-lin"
+
+
+def test_a_manual_move_counts_as_live_as_soon_as_it_moved_the_alias(registry):
+    from pipeline import deployment as dp
+
+    publish(registry, version="20130103-lin")
+    registry.move_alias("20130104-lin", D(2013, 1, 4), "blessed")
+    before = {"production_version": "20130104-lin"}
+    assert dp.live_version(registry, D(2013, 1, 5), before) == "20130104-lin"
+    # a rollback that moved the alias and has not yet written its override record
+    manual = rg.AliasRead({**registry.alias(), "kind": "rolled_back", "version": "20130103-lin"}, "t")
+    assert dp.live_version(registry, D(2013, 1, 5), before, manual) == "20130103-lin"
+    assert dp.live_version(registry, D(2013, 1, 6), before, manual) == "20130104-lin", "only after its own date"
+
+
+def test_a_move_whose_history_record_was_never_written_gets_it_on_the_next_try(tmp_path):
+    """A process killed between moving the alias and recording the move: the nightly rerun of
+    that day finds the alias already moved and writes the missing history record."""
+    import datetime as dt
+
+    from pipeline import layout
+    from pipeline import storage as st
+    from pipeline.registry import Registry
+
+    store = st.Storage(str(tmp_path / "root"))
+    reg = Registry(store)
+    assert reg.move_alias("20130105-abc", dt.date(2013, 1, 5), "blessed")
+    history = store.path(layout.REGISTRY, layout.HISTORY)
+    [name] = store.listdir(history)
+    store.remove(f"{history}/{name}")
+    assert reg.history() == []
+    assert not reg.move_alias("20130105-abc", dt.date(2013, 1, 5), "blessed")
+    assert [r["version"] for r in reg.history()] == ["20130105-abc"]
+    assert reg.history()[0] == reg.alias()

@@ -118,9 +118,37 @@ def test_text_and_flag(storage):
     st.write_text(storage.file(d, "r.html"), "<p>é</p>")
     assert st.read_bytes(storage.file(d, "r.html")).decode() == "<p>é</p>"
     assert not storage.flag(d).exists()
-    st.write_flag(storage.flag(d))
+    st.seal(storage.flag(d), {})
     assert storage.exists(os.path.join(d, layout.SUCCESS))
-    assert st.read_bytes(storage.flag(d)) == b""
+    assert st.read_seal(storage.flag(d)) == {}
+
+
+def test_a_seal_removes_temporary_files_a_killed_write_left(storage):
+    d = storage.path("features", "date=2013-01-02")
+    part = storage.file(d, "part-0.parquet")
+    os.makedirs(d)
+    for stray in (".part-0.parquet.tmp-0123456789ab", "part-0.parquet-luigi-tmp-123456789"):
+        with open(os.path.join(d, stray), "wb") as out:
+            out.write(b"half")
+    st.seal(storage.flag(d), {part: st.write_bytes(part, b"rows")})
+    assert sorted(os.listdir(d)) == ["_SUCCESS", "part-0.parquet"]
+
+
+def test_local_writes_are_fsynced_before_the_rename_and_the_directory_after(storage, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(st.os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                     real_fsync(fd))[1])
+    monkeypatch.setattr(st.os, "replace", lambda a, b: (calls.append(("replace", b)), real_replace(a, b))[1])
+    os.makedirs(storage.root, exist_ok=True)
+    target = storage.file(storage.path("x", "y"), "data.bin")
+    st.write_bytes(target, b"payload")
+    # x and y are new: each one's entry is fsynced into its parent, then the file, then its rename
+    assert calls[:2] == [("fsync", storage.root), ("fsync", storage.path("x"))]
+    calls = calls[2:]
+    assert [c[0] for c in calls] == ["fsync", "replace", "fsync"]
+    assert st.is_temp(os.path.basename(calls[0][1])) and calls[1][1] == target.path
+    assert calls[2][1] == os.path.dirname(target.path)
 
 
 def test_listdir_missing_is_empty_and_remove_is_recursive(storage):
@@ -143,3 +171,22 @@ def test_unwritable_root_raises_storage_error_naming_directory_and_setting(tmp_p
         st.write_bytes(s.file(s.path("raw"), "x.bin"), b"x")
 
 
+
+
+def test_an_etag_counts_as_the_md5_only_for_plain_and_sse_s3_objects():
+    md5 = "0123456789abcdef0123456789abcdef"
+    assert st._etag_is_md5({}, md5) and st._etag_is_md5({"ServerSideEncryption": "AES256"}, md5)
+    assert not st._etag_is_md5({"ServerSideEncryption": "aws:kms"}, md5)
+    assert not st._etag_is_md5({"ServerSideEncryption": "aws:kms:dsse"}, md5)
+    assert not st._etag_is_md5({"SSECustomerAlgorithm": "AES256"}, md5)
+    assert not st._etag_is_md5({}, md5[:30] + "-2")
+
+
+def test_a_seal_sweeps_every_directory_its_output_wrote_to(storage):
+    clean, quarantine = storage.path("clean", "date=2013-01-02"), storage.path("quarantine", "date=2013-01-02")
+    part, rejected = storage.file(clean, "part-0.parquet"), storage.file(quarantine, "part-0.parquet")
+    os.makedirs(quarantine)
+    with open(os.path.join(quarantine, ".part-0.parquet.tmp-0123456789ab"), "wb") as out:
+        out.write(b"half")
+    st.seal(storage.flag(clean), {part: st.write_bytes(part, b"rows"), rejected: st.write_bytes(rejected, b"bad")})
+    assert os.listdir(quarantine) == ["part-0.parquet"]

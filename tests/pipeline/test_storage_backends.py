@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from pipeline import storage as st
+from pipeline import verify
+from pipeline.hashing import sha256_bytes
 
 BACKENDS = ["local", "s3", "hdfs"]
 
@@ -56,12 +58,60 @@ def test_replace_is_whole(store):
     assert store.listdir(store.path("x")) == ["data.bin"], "no temporary file is left behind"
 
 
-def test_flag_marks_a_multi_file_output_complete(store):
+def test_write_returns_what_the_store_holds(store):
+    target = store.file(store.path("x"), "data.bin")
+    assert st.write_bytes(target, b"payload") == {"bytes": 7, "sha256": sha256_bytes(b"payload")}
+
+
+def test_a_seal_marks_an_output_complete_and_records_its_files(store):
     directory = store.partition("clean", "t", dt.date(2013, 1, 3))
-    st.write_parquet(store.file(directory, "part-0.parquet"), pd.DataFrame({"a": [1]}))
-    assert not store.flag(directory).exists(), "files without the flag do not count as complete"
-    st.write_flag(store.flag(directory))
+    part, report = store.file(directory, "part-0.parquet"), store.file(store.partition("validation", "t"), "r.json")
+    written = {part: st.write_parquet(part, pd.DataFrame({"a": [1]})), report: st.write_json(report, {"n": 1})}
+    assert not store.flag(directory).exists(), "files without the seal do not count as complete"
+    st.seal(store.flag(directory), written)
     assert store.flag(directory).exists()
+    recorded = st.read_seal(store.flag(directory))
+    assert recorded == {"part-0.parquet": written[part], "../../../validation/t/r.json": written[report]}
+    assert st.file_beside(store.flag(directory), "../../../validation/t/r.json").path == report.path
+    assert verify.check_sealed(store, store.flag(directory)) == []
+
+
+def test_verify_finds_a_changed_file_under_a_seal(store):
+    directory = store.partition("features", "t", dt.date(2013, 1, 3))
+    part = store.file(directory, "part-0.parquet")
+    st.seal(store.flag(directory), {part: st.write_bytes(part, b"the rows")})
+    st.write_bytes(part, b"the rowz")  # same size, other content: as a flipped byte
+    assert [p["kind"] for p in verify.check_sealed(store, store.flag(directory))] == [verify.CORRUPT]
+    store.remove(f"{directory}/part-0.parquet")  # a storage path (an HDFS target's .path has no host)
+    assert [p["kind"] for p in verify.check_sealed(store, store.flag(directory))] == [verify.MISSING]
+
+
+def test_a_replace_never_leaves_the_name_missing(store):
+    """A reader polling the name while it is replaced again and again always finds a whole file
+    (on HDFS: a rename that overwrites, not remove-then-move)."""
+    import threading
+
+    target = store.file(store.path("alias"), "production.json")
+    st.write_json(target, {"n": 0})
+    seen, stop = [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                seen.append(st.read_json(target)["n"])
+            except FileNotFoundError:
+                seen.append("missing")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 31):
+            st.write_json(target, {"n": n})
+    finally:
+        stop.set()
+        reader.join()
+    assert "missing" not in seen and seen, seen
+    assert st.read_json(target) == {"n": 30}
 
 
 def test_listing_and_removal(store):

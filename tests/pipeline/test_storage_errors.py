@@ -117,7 +117,7 @@ def test_crashed_s3_endpoint_fails_every_operation_with_its_url_then_works_once_
         frame = pd.DataFrame({"x": range(1000), "y": ["a"] * 1000})
         st.write_bytes(store.file(d, "a.bin"), b"before the crash")
         st.write_parquet(store.file(d, "part-0.parquet"), frame)
-        st.write_flag(store.flag(d))
+        st.seal(store.flag(d), {})
         saved = server.snapshot()
 
         server.kill()
@@ -173,20 +173,18 @@ def test_s3_endpoint_dropping_connections_is_reported_as_unreachable(monkeypatch
 
 # ---- a local root that cannot be written: full, not permitted, in the way -----------------
 def test_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
-    """A real ENOSPC: luigi's temporary name for the file is made a link to /dev/full."""
-    import luigi.local_target
+    """A real ENOSPC: the temporary file a write opens is /dev/full."""
+    import types
 
-    class FixedRandom:
-        @staticmethod
-        def randrange(*_):
-            return 7
+    def open_full(path, flags, mode=0o777):
+        if st.is_temp(os.path.basename(path)):
+            return os.open("/dev/full", os.O_WRONLY)
+        return os.open(path, flags, mode)  # the directories fsynced
 
-    monkeypatch.setattr(luigi.local_target, "random", FixedRandom)
+    monkeypatch.setattr(st, "os", types.SimpleNamespace(**{**vars(os), "open": open_full}))
     store = st.Storage(str(tmp_path / "root"))
-    for size in (10, 1_000_000):  # buffered (fails on close) and written through (fails on write)
+    for size in (10, 1_000_000):
         target = store.file(store.partition("raw", "flights"), f"part-{size}.parquet")
-        os.makedirs(os.path.dirname(target.path), exist_ok=True)
-        os.symlink("/dev/full", f"{target.path}-luigi-tmp-000000007")
         with pytest.raises(st.StorageError, match=rf"cannot write {re.escape(target.path)}: \[Errno 28\] No space left "
                            rf"on device; the disk is full: free space on the filesystem holding "
                            rf"{re.escape(os.path.dirname(target.path))} \(df -h .*\[storage\] root in luigi.cfg"):

@@ -4,10 +4,10 @@ other content after its day was processed, and a re-delivery after a failed cont
 the outputs read back."""
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 
 import luigi
@@ -21,6 +21,8 @@ from tasks import CandidateModel, CleanPartition, CleanReference, FeaturePartiti
 from tasks.cli import main
 from tasks.config import get_storage
 from tasks.data import LandingFileChanged
+from tests import landing as landed
+from tests.conftest import failures
 
 D = dt.date
 KEY = ["carrier", "flight", "origin", "sched_dep_time"]
@@ -37,21 +39,6 @@ def pipeline_root(small_pipeline, luigi_config):
     return small_pipeline
 
 
-@contextlib.contextmanager
-def failures():
-    """(task, exception) of every task that fails while the block runs (workers=1 runs them here)."""
-    seen: list = []
-
-    def on_failure(task, exc):
-        seen.append((task, exc))
-
-    luigi.Task.event_handler(luigi.Event.FAILURE)(on_failure)
-    try:
-        yield seen
-    finally:
-        luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(on_failure)
-
-
 def landing(table: str, day: dt.date) -> str:
     return landing_file(get_storage().landing, table, day)
 
@@ -61,8 +48,9 @@ def read(path: str) -> bytes:
         return fh.read()
 
 
-def deliver(path: str, data: bytes) -> None:
-    st.write_bytes(get_storage().target(path), data)
+def deliver(table: str, day: dt.date, data: bytes) -> None:
+    """As the upstream system delivers: the file, then its done-marker."""
+    landed.deliver(get_storage().landing, table, day, data)
 
 
 def keys(df: pd.DataFrame) -> set[tuple]:
@@ -73,7 +61,7 @@ def test_a_zero_flight_day_fails_its_contract_and_no_model_is_trained(pipeline_r
     day = D(2013, 1, 5)  # the first deployment date of the small pipeline
     path = landing("flights", day)
     header_only = read(path).split(b"\n", 1)[0] + b"\n"
-    deliver(path, header_only)
+    deliver("flights", day, header_only)
 
     with failures() as failed:
         code = main(["run", "--date", day.isoformat()])
@@ -82,7 +70,7 @@ def test_a_zero_flight_day_fails_its_contract_and_no_model_is_trained(pipeline_r
     assert task.task_id == CleanPartition(table="flights", date=day).task_id
     assert str(exc).startswith(f"{path}: table 'flights' has 0 rows, the contract requires at least 1 "
                                "(rule: min_rows)")
-    raw = st.read_parquet(RawPartition(table="flights", date=day).output())
+    raw = st.read_parquet(RawPartition(table="flights", date=day).data())
     assert len(raw) == 0 and list(raw.columns) == builtin().contract("flights").names + ["_parse_errors"]
     assert not CleanPartition(table="flights", date=day).output().exists()
     assert not FeaturePartition(date=day).output().exists()
@@ -96,7 +84,7 @@ def test_an_unreadable_file_fails_ingest_and_the_raw_zone_keeps_nothing_of_it(pi
     day = D(2013, 1, 3)
     path = landing("flights", day)
     semicolons = read(path).replace(b",", b";")
-    deliver(path, semicolons)
+    deliver("flights", day, semicolons)
     with failures() as failed:
         code = main(["run", "--date", day.isoformat()])
     assert code == 30  # task_failed
@@ -123,7 +111,7 @@ def test_a_landing_file_that_never_arrives_is_missing_data_and_nothing_is_invent
     assert not os.path.exists(landing("weather", day))
 
 
-def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeline_root, capsys):
+def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeline_root, capsys, tmp_path):
     day, later = D(2013, 1, 2), D(2013, 1, 4)
     path = landing("flights", day)
     first = read(path)
@@ -133,13 +121,13 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     assert len(old_clean) == len(pd.read_csv(io.BytesIO(first))) > 800
 
     # the same content delivered again is no change
-    deliver(path, first)
+    deliver("flights", day, first)
     assert clean.complete() and clean.delivery_change() is None
 
     # a re-delivery without the first 50 flights of the day
     lines = first.split(b"\n")
     second = b"\n".join(lines[:1] + lines[51:])
-    deliver(path, second)
+    deliver("flights", day, second)
     dropped = keys(pd.read_csv(io.BytesIO(b"\n".join(lines[:51]))))
     old_sha, new_sha = hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()
 
@@ -149,11 +137,14 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     assert f"landing file re-delivered (sha256 {old_sha[:12]} -> {new_sha[:12]})" in planned
     assert "mlpipe invalidate --stage clean --start 2013-01-02 --end 2013-01-02 --yes" in planned
 
-    with failures() as failed:
-        code = main(["run", "--date", later.isoformat()])
+    with failures() as failed:  # [landing] redelivery = fail, the default
+        code = main(["run", "--date", later.isoformat(), "--summary", str(tmp_path / "summary.json")])
     assert code == 30  # task_failed
     (task, exc), = failed
     assert task.task_id == clean.task_id and isinstance(exc, LandingFileChanged)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["exit_class"] == "task_failed" and summary["reprocessed"] == []
+    assert "reprocessing" not in capsys.readouterr().err
     message = str(exc)
     assert f"landing file {path} was re-delivered with different content after 2013-01-02 was validated" in message
     assert old_sha in message and new_sha in message
@@ -161,7 +152,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     # nothing replaced, nothing built on top
     pd.testing.assert_frame_equal(st.read_parquet(clean.clean_target()), old_clean)
     raw = RawPartition(table="flights", date=day)
-    assert raw.landing_record()["sha256"] == old_sha and dropped <= keys(st.read_parquet(raw.output()))
+    assert raw.landing_record()["sha256"] == old_sha and dropped <= keys(st.read_parquet(raw.data()))
     assert not FeaturePartition(date=later).output().exists()
     assert read(path) == second, "the landing file must never be modified"
 
@@ -179,9 +170,9 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     new_clean = st.read_parquet(clean.clean_target())
     assert len(new_clean) == len(old_clean) - 50
     assert not dropped & keys(new_clean), "no row of the earlier delivery may remain"
-    assert not dropped & keys(st.read_parquet(raw.output()))
+    assert not dropped & keys(st.read_parquet(raw.data()))
     assert st.read_json(clean.outputs(day)["report"])["landing_sha256"] == new_sha
-    features = st.read_parquet(FeaturePartition(date=day).output())
+    features = st.read_parquet(FeaturePartition(date=day).data())
     assert len(features) == len(new_clean) and not dropped & keys(features)
     # the next day's trailing aggregates are computed from the new delivery only
     store_history = pd.concat([st.read_parquet(CleanPartition(table="flights", date=d).clean_target())
@@ -191,7 +182,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
         {t: st.read_parquet(CleanPartition(table=t, date=D(2013, 1, 3)).clean_target()) for t in ("flights", "weather")},
         {"planes": st.read_parquet(CleanReference(table="planes").clean_target())},
         dataset.history_rows(store_history, D(2013, 1, 3)), D(2013, 1, 3), 3)
-    pd.testing.assert_frame_equal(st.read_parquet(FeaturePartition(date=D(2013, 1, 3)).output()), recomputed,
+    pd.testing.assert_frame_equal(st.read_parquet(FeaturePartition(date=D(2013, 1, 3)).data()), recomputed,
                                   check_dtype=False)
 
 
@@ -199,18 +190,18 @@ def test_a_redelivery_after_a_failed_contract_is_parsed_again(pipeline_root):
     day = D(2013, 1, 2)
     path = landing("flights", day)
     good = read(path)
-    deliver(path, good.replace(b",EWR,", b",XXX,"))  # about a third of the rows from an unknown airport
+    deliver("flights", day, good.replace(b",EWR,", b",XXX,"))  # about a third of the rows from an unknown airport
     with failures() as failed:
         luigi.build([FeaturePartition(date=day)], local_scheduler=True)
     (task, exc), = failed
     assert "allowed:origin" in str(exc) and "rule: max_bad_fraction" in str(exc)
     raw = RawPartition(table="flights", date=day)
-    assert (st.read_parquet(raw.output())["origin"] == "XXX").any()
+    assert (st.read_parquet(raw.data())["origin"] == "XXX").any()
 
-    deliver(path, good)  # upstream fixes the export and delivers again; the rerun needs no invalidate
+    deliver("flights", day, good)  # upstream fixes the export and delivers again; the rerun needs no invalidate
     result = luigi.build([FeaturePartition(date=day)], local_scheduler=True, detailed_summary=True)
     assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
-    assert not (st.read_parquet(raw.output())["origin"] == "XXX").any()
+    assert not (st.read_parquet(raw.data())["origin"] == "XXX").any()
     assert raw.landing_record()["sha256"] == hashlib.sha256(good).hexdigest()
     clean = st.read_parquet(CleanPartition(table="flights", date=day).clean_target())
     assert len(clean) == len(pd.read_csv(io.BytesIO(good)))

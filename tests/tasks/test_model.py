@@ -33,7 +33,7 @@ def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_
     assert any(a.startswith("realized ROC AUC") and a.endswith("< 0.99") for a in summary["alerts"])
 
     reg = rg.Registry(get_storage())
-    decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).output()) for d in (5, 6, 7)}
+    decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).data()) for d in (5, 6, 7)}
     versions = [decisions[d]["production_version"] for d in (5, 6, 7)]
     assert reg.versions() == versions and all(decisions[d]["blessed"] for d in (5, 6, 7))
     comparison = decisions[7]["comparison"]
@@ -56,8 +56,8 @@ def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_
     # the next nightly run compares its challenger with, and scores with, the rolled-back model
     assert main(["run", "--date", "2013-01-08"]) == 50
     assert st.read_json(ModelEvaluation(date=D(2013, 1, 8)).record())["production_version"] == versions[1]
-    assert st.read_json(Deployment(date=D(2013, 1, 8)).output())["production_version_before"] == versions[1]
-    scored_by = st.read_parquet(Predictions(date=D(2013, 1, 8)).output())["model_version"].unique().tolist()
+    assert st.read_json(Deployment(date=D(2013, 1, 8)).data())["production_version_before"] == versions[1]
+    scored_by = st.read_parquet(Predictions(date=D(2013, 1, 8)).data())["model_version"].unique().tolist()
     assert scored_by == [versions[1]]
     capsys.readouterr()
     assert main(["models", "which", "--date", "2013-01-08"]) == 0
@@ -126,8 +126,8 @@ def test_deployment_refuses_a_decision_when_production_was_moved_by_hand_after_i
                         local_scheduler=True, detailed_summary=True)
     assert built.status == LuigiStatusCode.SUCCESS
     before = st.read_json(ModelEvaluation(date=D(2013, 1, 7)).record())["production_version"]
-    earlier = st.read_json(Deployment(date=D(2013, 1, 5)).output())["production_version"]
-    assert before == st.read_json(Deployment(date=D(2013, 1, 6)).output())["production_version"] != earlier
+    earlier = st.read_json(Deployment(date=D(2013, 1, 5)).data())["production_version"]
+    assert before == st.read_json(Deployment(date=D(2013, 1, 6)).data())["production_version"] != earlier
     # an operator rolls back between the evaluation of 2013-01-07 and its deployment decision
     move_production(get_storage(), earlier, "rolled_back", "by hand")
 

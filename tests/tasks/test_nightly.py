@@ -15,6 +15,7 @@ from pipeline.flights.landing import landing_file
 from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
                    ModelMonitoring, NightlyPipeline, Predictions, RawPartition)
 from tasks.config import get_storage
+from tests.landing import deliver
 
 D = dt.date
 
@@ -62,7 +63,7 @@ def test_whole_chain_then_second_build_runs_nothing(small_pipeline):
 
     store = get_storage()
     # every stage wrote its outputs, read back
-    decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).output()) for d in (5, 6, 7)}
+    decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).data()) for d in (5, 6, 7)}
     assert decisions[5]["production_version_before"] is None
     for d in (6, 7):
         assert decisions[d]["production_version_before"] == decisions[d - 1]["production_version"]
@@ -71,10 +72,10 @@ def test_whole_chain_then_second_build_runs_nothing(small_pipeline):
     manifest = st.read_json(store.file(os.path.join(store.root, "registry", "versions", live), "manifest.json"))
     assert manifest["version"] == live and manifest["rows_trained"] > 1000
     assert set(manifest["input_fingerprints"]) == {
-        FeaturePartition(date=day).output().path for day in map(dt.date.fromisoformat, manifest["train_days"])}
+        FeaturePartition(date=day).data().path for day in map(dt.date.fromisoformat, manifest["train_days"])}
 
-    features = st.read_parquet(FeaturePartition(date=D(2013, 1, 7)).output())
-    predictions = st.read_parquet(Predictions(date=D(2013, 1, 7)).output())
+    features = st.read_parquet(FeaturePartition(date=D(2013, 1, 7)).data())
+    predictions = st.read_parquet(Predictions(date=D(2013, 1, 7)).data())
     assert len(predictions) == len(features) > 800
     assert predictions["score"].between(0, 1).all()
     assert predictions["model_version"].unique().tolist() == [decisions[6]["production_version"]]
@@ -85,7 +86,7 @@ def test_whole_chain_then_second_build_runs_nothing(small_pipeline):
     with open(os.path.join(ModelEvaluation(date=D(2013, 1, 7)).directory(), "report.html")) as fh:
         assert "data:image/png;base64," in fh.read()
 
-    monitoring = st.read_json(ModelMonitoring(date=D(2013, 1, 7)).output())
+    monitoring = st.read_json(ModelMonitoring(date=D(2013, 1, 7)).data())
     assert monitoring["model_version"] == decisions[6]["production_version"]
     assert 0.5 < monitoring["realized"]["roc_auc"] < 1
     assert "dest" in monitoring["feature_psi"]
@@ -101,14 +102,14 @@ def test_deleting_one_days_features_reruns_exactly_that_task(small_pipeline):
     days = [D(2013, 1, 1) + dt.timedelta(days=i) for i in range(7)]
     result, _ = build([FeaturePartition(date=d) for d in days] + [NightlyPipeline(date=days[-1])])
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
-    target = FeaturePartition(date=D(2013, 1, 3)).output()
-    original = st.read_parquet(target)
-    os.remove(target.path)
+    task = FeaturePartition(date=D(2013, 1, 3))
+    original = st.read_parquet(task.data())
+    os.remove(task.output().path)  # the seal: without it the partition is not complete
 
     result, seen = build([FeaturePartition(date=d) for d in days] + [NightlyPipeline(date=days[-1])])
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     assert [t.task_id for t in seen["ran"]] == [FeaturePartition(date=D(2013, 1, 3)).task_id]
-    pd.testing.assert_frame_equal(st.read_parquet(target), original)
+    pd.testing.assert_frame_equal(st.read_parquet(task.data()), original)
 
 
 def test_malformed_landing_file_fails_validation_and_nothing_downstream_runs(small_pipeline):
@@ -116,7 +117,7 @@ def test_malformed_landing_file_fails_validation_and_nothing_downstream_runs(sma
     path = landing_file(store.landing, "flights", D(2013, 1, 3))
     frame = pd.read_csv(path)
     frame.loc[: len(frame) // 5, "origin"] = "XXX"  # a fifth of the rows from an unknown airport
-    frame.to_csv(path, index=False)
+    deliver(store.landing, "flights", D(2013, 1, 3), frame.to_csv(index=False).encode())
     with open(path, "rb") as fh:
         landed = fh.read()
 
@@ -152,7 +153,7 @@ def test_date_before_start_date_is_a_clear_error(small_pipeline):
 
 
 def _decisions(days):
-    return [st.read_json(Deployment(date=d).output()) for d in days]
+    return [st.read_json(Deployment(date=d).data()) for d in days]
 
 
 def _alias_history():

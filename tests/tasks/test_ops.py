@@ -51,7 +51,7 @@ def test_invalidate_lists_then_removes_a_stage_and_its_downstream_and_the_rerun_
     result = luigi.build([NightlyRange(start=D(2013, 1, 1), end=D(2013, 1, 7))], local_scheduler=True,
                          detailed_summary=True)
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
-    predictions = st.read_parquet(Predictions(date=D(2013, 1, 7)).output())
+    predictions = st.read_parquet(Predictions(date=D(2013, 1, 7)).data())
     raw = RawPartition(table="flights", date=D(2013, 1, 6)).output().path
     registry = {p for p in all_files(small_pipeline) if "/registry/versions/" in p}
 
@@ -76,7 +76,7 @@ def test_invalidate_lists_then_removes_a_stage_and_its_downstream_and_the_rerun_
     result = luigi.build([NightlyRange(start=D(2013, 1, 1), end=D(2013, 1, 7))], local_scheduler=True,
                          detailed_summary=True)
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
-    pd.testing.assert_frame_equal(st.read_parquet(Predictions(date=D(2013, 1, 7)).output()), predictions)
+    pd.testing.assert_frame_equal(st.read_parquet(Predictions(date=D(2013, 1, 7)).data()), predictions)
 
 
 def test_backfill_of_one_stage_runs_that_stage_and_what_it_needs_only(small_pipeline):

@@ -31,7 +31,7 @@ def night(tmp_path_factory):
             land_demo(get_storage().landing, D(2013, 1, 1), D(2013, 1, 8))
             result = luigi.build([NightlyPipeline(date=D(2013, 1, 6))], local_scheduler=True, detailed_summary=True)
             assert result.status == LuigiStatusCode.SUCCESS
-            yield {day: st.read_json(Deployment(date=day).output()) for day in (D(2013, 1, 5), D(2013, 1, 6))}
+            yield {day: st.read_json(Deployment(date=day).data()) for day in (D(2013, 1, 5), D(2013, 1, 6))}
         finally:
             overrides.restore()
 
@@ -40,8 +40,8 @@ def test_realized_pools_the_scored_days_and_names_the_missing_ones(night):
     result = queries.realized(D(2013, 1, 5), D(2013, 1, 6))
     assert result["days_missing"] == ["2013-01-05"]  # the night of the 6th scored the 6th only
     assert result["days"] == 1 and result["start"] == "2013-01-05" and result["end"] == "2013-01-06"
-    scored = st.read_parquet(Predictions(date=D(2013, 1, 6)).output())
-    assert result["rows_total"] == len(scored) == len(st.read_parquet(FeaturePartition(date=D(2013, 1, 6)).output()))
+    scored = st.read_parquet(Predictions(date=D(2013, 1, 6)).data())
+    assert result["rows_total"] == len(scored) == len(st.read_parquet(FeaturePartition(date=D(2013, 1, 6)).data()))
     assert 0.0 <= result["roc_auc"] <= 1.0
     with pytest.raises(queries.QueryError, match=r"--start 2013-01-06 is after --end 2013-01-05"):
         queries.realized(D(2013, 1, 6), D(2013, 1, 5))
@@ -49,7 +49,7 @@ def test_realized_pools_the_scored_days_and_names_the_missing_ones(night):
 
 def test_day_summary_points_at_the_stored_artifacts(night):
     found = queries.day_summary(D(2013, 1, 6))
-    assert found["decision"] == {"path": Deployment(date=D(2013, 1, 6)).output().path,
+    assert found["decision"] == {"path": Deployment(date=D(2013, 1, 6)).data().path,
                                  "action": night[D(2013, 1, 6)]["action"]}
     version = night[D(2013, 1, 6)]["production_version"]
     assert found["production"]["version"] == version
@@ -64,7 +64,7 @@ def test_day_summary_points_at_the_stored_artifacts(night):
 def test_which_answers_from_the_predictions_then_from_the_decisions(night):
     scored = queries.which(D(2013, 1, 6))
     assert scored == {"scored": True, "versions": [night[D(2013, 1, 5)]["production_version"]],
-                      "recorded_in": Predictions(date=D(2013, 1, 6)).output().path}
+                      "recorded_in": Predictions(date=D(2013, 1, 6)).data().path}
     assert queries.which(D(2013, 1, 7)) == {"scored": False, "live": night[D(2013, 1, 6)]["production_version"]}
 
 

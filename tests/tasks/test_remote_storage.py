@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
+from pipeline import storage as st
 from pipeline.flights.landing import land_demo
 from tasks import NightlyPipeline
 from tasks.config import get_storage
@@ -44,16 +45,16 @@ def test_nightly_pipeline_end_to_end_on_s3(moto_server, s3_bucket, monkeypatch, 
     for layer in ("raw/flights/date=2013-01-06/part-0.parquet", "clean/weather/date=2013-01-06/_SUCCESS",
                   "quarantine/flights/date=2013-01-06/part-0.parquet", "validation/flights/date=2013-01-06/report.json"):
         assert f"pipeline/{layer}" in keys
-    assert not [k for k in keys if "luigi-tmp" in k], "no temporary object is left behind"
+    assert not [k for k in keys if st.is_temp(k.rsplit("/", 1)[-1])], "no temporary object is left behind"
 
     def get(key):
         return s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
 
-    decision_key = next(k for k in keys if k.startswith("pipeline/deployments/") and "date=2013-01-06" in k)
+    decision_key = next(k for k in keys if k.startswith("pipeline/deployments/") and k.endswith("date=2013-01-06/decision.json"))
     decision = json.loads(get(decision_key))
     before = json.loads(get(decision_key.replace("2013-01-06", "2013-01-05")))
     assert decision["production_version_before"] == before["production_version"]
-    predictions_key = next(k for k in keys if k.startswith("pipeline/predictions/") and "date=2013-01-06" in k)
+    predictions_key = next(k for k in keys if k.startswith("pipeline/predictions/") and k.endswith("date=2013-01-06/part-0.parquet"))
     predictions = pd.read_parquet(io.BytesIO(get(predictions_key)))
     raw = pd.read_parquet(io.BytesIO(get("pipeline/raw/flights/date=2013-01-06/part-0.parquet")))
     assert len(predictions) == len(pd.read_csv(io.BytesIO(get("landing/flights/flights_2013-01-06.csv"))))
@@ -76,11 +77,11 @@ def test_nightly_pipeline_end_to_end_on_hdfs(webhdfs_double, monkeypatch, luigi_
     files = {f"{root}/{name}" for root, _, names in client.walk(base) for name in names}
     assert f"{base}/landing/flights/flights_2013-01-06.csv" in files
     assert f"{base}/pipeline/clean/flights/date=2013-01-06/_SUCCESS" in files
-    predictions_path = next(f for f in files if "/predictions/" in f and "date=2013-01-06" in f)
+    predictions_path = next(f for f in files if "/predictions/" in f and f.endswith("date=2013-01-06/part-0.parquet"))
     with client.read(predictions_path) as reader:
         predictions = pd.read_parquet(io.BytesIO(reader.read()))
     assert len(predictions) > 800 and predictions["score"].between(0, 1).all()
-    assert not [f for f in files if "luigi-tmp" in f]
+    assert not [f for f in files if st.is_temp(f.rsplit("/", 1)[-1])]
 
 
 def test_checking_a_month_on_s3_costs_a_listing_per_prefix_not_a_request_per_task(

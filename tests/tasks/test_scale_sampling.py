@@ -33,7 +33,7 @@ def build(*tasks):
 
 
 def labelled_rows(day: dt.date) -> int:
-    return int(st.read_parquet(FeaturePartition(date=day).output(), columns=[current_dataset().target.name])[current_dataset().target.name]
+    return int(st.read_parquet(FeaturePartition(date=day).data(), columns=[current_dataset().target.name])[current_dataset().target.name]
                .notna().sum())
 
 
@@ -87,14 +87,14 @@ def test_gate_scores_a_capped_seeded_sample_of_the_holdout(small_pipeline, luigi
     build(Deployment(date=D(2013, 1, 6)))
     record = st.read_json(ModelEvaluation(date=D(2013, 1, 6)).record())
     holdout_day = CandidateModel(date=D(2013, 1, 6)).windows()[1][0]
-    available = len(st.read_parquet(FeaturePartition(date=holdout_day).output(), columns=[current_dataset().target.name]))
+    available = len(st.read_parquet(FeaturePartition(date=holdout_day).data(), columns=[current_dataset().target.name]))
     assert record["holdout_rows"] == {"available": available, "labelled": labelled_rows(holdout_day),
                                       "evaluated": 400, "max_eval_rows": 400, "sample_seed": 3}
     assert record["production_version"] is not None
     assert record["challenger"]["rows"] == record["production"]["rows"] == 400
     assert record["decision"]["comparison"]["rows"] == 400
     data = current_dataset()
-    rows, _ = sample_rows(read_partitions({holdout_day: FeaturePartition(date=holdout_day).output()},
+    rows, _ = sample_rows(read_partitions({holdout_day: FeaturePartition(date=holdout_day).data()},
                                           model_columns()), data.target.name, 400, 3)
     challenger, _ = CandidateModel(date=D(2013, 1, 6)).load()
     scores = predict(challenger, rows, data.numeric_features, data.categorical_features, data.problem)

