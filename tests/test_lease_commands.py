@@ -4,14 +4,17 @@ runs of one date started at once run each task once. Every command is a real pro
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import S3_CREDENTIALS
 from tests.test_commands import BIN, PROJECT, env, land, run  # noqa: F401 - env is a fixture
 
 HOLDER = textwrap.dedent("""
@@ -99,27 +102,52 @@ def test_a_killed_holder_frees_the_root_after_its_ttl(env, holder):
     assert lease_record(env) is None, "released at the end"
 
 
-@pytest.mark.slow
-def test_two_runs_of_one_date_started_at_once_run_each_task_once(env, tmp_path):
-    land(env, "2013-01-01", "2013-01-06")
+def two_runs_at_once(env: dict, tmp_path: Path, date: str) -> list[dict]:
+    """`mlpipe run --date DATE` twice, started at once (different flags, so luigi's own process lock
+    does not tell them apart); both must succeed. Returns each run's summary's "stages"."""
     procs = []
-    for n in (1, 2):  # different flags, so luigi's own process lock does not tell them apart
+    for n in (1, 2):
         summary = tmp_path / f"summary-{n}.json"
-        args = [BIN / "mlpipe", "run", "--date", "2013-01-06", "--summary", str(summary)]
+        args = [BIN / "mlpipe", "run", "--date", date, "--summary", str(summary)]
         procs.append((subprocess.Popen(args + (["--workers", "1"] if n == 2 else []), env=env, cwd=PROJECT,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), summary))
     outputs = [(proc.communicate(timeout=900), proc.returncode, summary) for proc, summary in procs]
     for (_, err), code, _ in outputs:
         assert code == 0, err[-3000:]
-    stages = [json.loads(summary.read_text())["stages"] for _, _, summary in outputs]
-    ran = {family: sum(s.get(family, {}).get("tasks", 0) for s in stages)
-           for family in ("CandidateModel", "ModelEvaluation", "Deployment", "FeaturePartition")}
-    assert ran == {"CandidateModel": 2, "ModelEvaluation": 2, "Deployment": 2, "FeaturePartition": 6}, stages
-    assert [bool(s) for s in stages].count(True) == 1, "one run did the work, the other found it done"
     waited = [err for (_, err), _, _ in outputs if "holds the storage root" in err]
     assert len(waited) == 1 and "waiting up to 600 s ([lease] run_wait)" in waited[0]
     assert "Did not run any tasks" in waited[0]
+    stages = [json.loads(summary.read_text())["stages"] for _, _, summary in outputs]
+    assert [bool(s) for s in stages].count(True) == 1, "one run did the work, the other found it done"
+    return stages
+
+
+def tasks_run(stages: list[dict], families: tuple[str, ...]) -> dict[str, int]:
+    return {family: sum(s.get(family, {}).get("tasks", 0) for s in stages) for family in families}
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_date_started_at_once_run_each_task_once(env, tmp_path):
+    land(env, "2013-01-01", "2013-01-06")
+    stages = two_runs_at_once(env, tmp_path, "2013-01-06")
+    assert tasks_run(stages, ("CandidateModel", "ModelEvaluation", "Deployment", "FeaturePartition")) == {
+        "CandidateModel": 2, "ModelEvaluation": 2, "Deployment": 2, "FeaturePartition": 6}, stages
     assert lease_record(env) is None
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_date_on_s3_from_two_processes_run_each_task_once(env, tmp_path, moto_server, s3_bucket):
+    """The same on an S3 root: the lease is taken by S3's conditional writes (If-None-Match)."""
+    env = {**env, **S3_CREDENTIALS, "MLPIPE_ROOT": f"s3://{s3_bucket}/pipeline"}
+    overlay = Path(env["LUIGI_CONFIG_PATH"])
+    overlay.write_text(overlay.read_text() + f"[s3]\nendpoint_url = {moto_server.endpoint}\nregion_name = us-east-1\n")
+    landed = run([BIN / "mlpipe", "land-demo", "--start", "2013-01-01", "--end", "2013-01-05"], env)
+    assert landed.returncode == 0, landed.stderr
+    stages = two_runs_at_once(env, tmp_path, "2013-01-05")
+    assert tasks_run(stages, ("RawPartition", "CleanPartition", "FeaturePartition", "CandidateModel", "Deployment")) == {
+        "RawPartition": 10, "CleanPartition": 10, "FeaturePartition": 5, "CandidateModel": 1, "Deployment": 1}, stages
+    s3 = moto_server.client()
+    assert "Contents" not in s3.list_objects_v2(Bucket=s3_bucket, Prefix="pipeline/_lease.json"), "released"
 
 
 def test_a_root_where_the_lease_cannot_be_taken_fails_naming_the_path(env, tmp_path):
@@ -131,3 +159,40 @@ def test_a_root_where_the_lease_cannot_be_taken_fails_naming_the_path(env, tmp_p
     assert proc.stderr.startswith(f"mlpipe: cannot take the lease of the storage root {blocker / 'root'}: cannot "
                                   f"read {blocker / 'root' / '_lease.json'}: "), proc.stderr
     assert f"{blocker} is a file where a directory is expected" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_invalidate_and_promote_during_a_paused_run_are_refused_and_the_run_ends_complete(env, tmp_path):
+    """A run paused while it writes a day's features (tests/faults.py's "pause"): an invalidate of
+    that day's clean data and a promote are refused naming the run, nothing is removed or moved,
+    and the run, resumed, ends with every output complete and consistent."""
+    land(env, "2013-01-01", "2013-01-06")
+    pause = tmp_path / "pause"
+    faulty = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT / "tests" / "fault_site"),
+                                                                   env.get("PYTHONPATH")])),
+                  MLPIPE_FAULT_LOG=str(tmp_path / "writes.jsonl"), MLPIPE_FAULT_PAUSE=str(pause),
+                  MLPIPE_FAULT_AT="features/*/date=2013-01-04/part-0.parquet", MLPIPE_FAULT_ACTION="pause")
+    nightly = subprocess.Popen([BIN / "mlpipe", "run", "--date", "2013-01-06"], env=faulty, cwd=PROJECT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not Path(f"{pause}.paused").exists():
+            assert nightly.poll() is None and time.monotonic() < deadline, nightly.communicate()[1][-3000:]
+            time.sleep(0.1)
+        root = Path(env["MLPIPE_ROOT"])
+        clean = root / "clean/flights/date=2013-01-04/_SUCCESS"
+        assert clean.exists()
+        invalidate = run([BIN / "mlpipe", "invalidate", "--stage", "clean", "--start", "2013-01-04",
+                          "--end", "2013-01-04", "--yes"], env)
+        promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
+        for refused in (invalidate, promote):
+            assert refused.returncode == 10, refused.stderr
+            assert f"`mlpipe run --date 2013-01-06` (pid {nightly.pid} on {socket.gethostname()}" in refused.stderr
+        assert clean.exists() and not (root / "registry/production.json").exists()
+    finally:
+        Path(f"{pause}.resume").touch()
+    _, err = nightly.communicate(timeout=900)
+    assert nightly.returncode == 0, err[-3000:]
+    plan = run([BIN / "mlpipe", "plan", "--start", "2013-01-06", "--end", "2013-01-06"], env)
+    assert "0 task(s) would run" in plan.stdout, plan.stdout
+    assert run([BIN / "mlpipe", "verify"], env).returncode == 0
