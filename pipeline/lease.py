@@ -4,7 +4,9 @@ conditional writes (pipeline.conditional), so commands on any process or host th
 root never run at the same time.
 
 A holder renews its lease from a daemon thread every ttl/3; a holder that dies stops renewing and
-its lease expires `ttl` seconds after the last renewal, when the next command takes it over.
+its lease expires `ttl` seconds after the last renewal, when the next command takes it over. A
+command on the holder's own host (and pid namespace) that finds the holder's process gone takes
+the lease over at once, without waiting for the expiry.
 Expiry compares the `expires` a holder wrote with the reader's clock: the hosts' clocks must agree
 to well within the ttl (NTP does)."""
 from __future__ import annotations
@@ -61,8 +63,33 @@ def _expiry(now: float, ttl: float) -> str:
 
 def holder_record(command: str, ttl: float, now: float) -> dict:
     """The record of a new holder: this process, `command`, from `now` until `now + ttl`."""
-    return {"id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "user": who(),
-            "command": command, "started": _iso(now), "renewed": _iso(now), "expires": _expiry(now, ttl)}
+    return {"id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": _pid_namespace(),
+            "user": who(), "command": command, "started": _iso(now), "renewed": _iso(now),
+            "expires": _expiry(now, ttl)}
+
+
+def _pid_namespace() -> str | None:
+    """Which pid namespace this process is in (Linux), so a pid is compared only within its own."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def holder_gone(record: dict) -> bool:
+    """Whether the holder named by `record` is a process of this host and pid namespace that no
+    longer exists (killed, crashed): then its lease need not be waited out. A holder elsewhere, or
+    one whose process cannot be checked, is never taken for gone."""
+    namespace = _pid_namespace()
+    if record.get("host") != socket.gethostname() or namespace is None or record.get("pid_namespace") != namespace:
+        return False
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return False  # alive under another user, or not a pid: leave it to the expiry
+    return False
 
 
 def expired(record: dict, now: float) -> bool:
@@ -150,7 +177,7 @@ def acquire(store: st.Storage, command: str, ttl: float, clock: Clock = time.tim
     path = lease_path(store)
     for _ in range(3):  # the lease changed between reading and writing it: look again
         data, token = conditional.read_versioned(store, path)
-        if data is not None and not expired(_parse(data), clock()):
+        if data is not None and not expired(_parse(data), clock()) and not holder_gone(_parse(data)):
             raise LeaseHeld(_parse(data), path)
         record = holder_record(command, ttl, clock())
         mine = conditional.write_versioned(store, path, json_bytes(record), token)

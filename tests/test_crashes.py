@@ -48,8 +48,9 @@ FIRST, DATE = "2013-01-01", "2013-01-06"  # OVERLAY: deployments from 2013-01-05
 UNCOMPARED = {"trained_at", "training_seconds", "moved_at", "source_sha256"}
 # What `mlpipe` writes itself, not a task: the root's dataset record (before any task) and its lease.
 COMMAND_RECORDS = {DATASET_MARKER, LEASE_FILE}
-# A command SIGKILLed here leaves its lease behind, and the next run waits for it to expire: after
-# 5 s here, not luigi.cfg's 2 minutes.
+# A command SIGKILLed here leaves its lease behind; the next run, on the same host, finds its
+# process gone and takes the lease over at once. A short ttl all the same, so that a miss of that
+# check costs 5 s here, not luigi.cfg's 2 minutes.
 LEASE_TTL = 5
 RUNNING = re.compile(r"Worker Worker\(.*?\) running   (.+)$", re.M)
 

@@ -86,18 +86,31 @@ def test_promote_and_rollback_are_refused_while_another_process_holds_the_root(e
     assert "production is now" not in promote.stdout + rollback.stdout
 
 
-def test_a_killed_holder_frees_the_root_after_its_ttl(env, holder):
+def test_a_killed_holder_on_this_host_frees_the_root_at_once(env, holder):
+    held = holder(ttl=600)
+    held.kill()
+    held.wait()
+    assert lease_record(env)["pid"] == held.pid, "a killed holder leaves its lease behind"
+    promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
+    assert promote.returncode == 1, promote.stderr  # it ran (no waiting for the ttl): the version is not published
+    assert "model version 20130105-abc is not published" in promote.stderr
+    assert lease_record(env) is None, "released at the end"
+
+
+def test_a_holder_on_another_host_frees_the_root_only_after_its_ttl(env, holder):
     held = holder(ttl=15)
     held.kill()
     held.wait()
-    assert lease_record(env) is not None, "a killed holder leaves its lease behind"
+    path = Path(env["MLPIPE_ROOT"]) / "_lease.json"
+    path.write_text(json.dumps({**lease_record(env), "host": "etl-2"}))  # a holder this host cannot check
     promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
     assert promote.returncode == 10, promote.stderr
+    assert "on etl-2" in promote.stderr
     overlay = Path(env["LUIGI_CONFIG_PATH"])
     overlay.write_text(overlay.read_text() + "[lease]\nmanual_wait = 60\n")
     promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
     assert "holds the storage root" in promote.stderr and "waiting up to 60 s ([lease] manual_wait)" in promote.stderr
-    assert promote.returncode == 1, promote.stderr  # it ran: the version is not published
+    assert promote.returncode == 1, promote.stderr  # it ran once the lease expired
     assert "model version 20130105-abc is not published" in promote.stderr
     assert lease_record(env) is None, "released at the end"
 

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import lease as ls
 from pipeline import storage as st
+from pipeline.hashing import json_bytes
 
 
 class Clock:
@@ -206,3 +207,18 @@ def test_processes_racing_for_the_lease_exactly_one_holds_at_a_time(storage, tmp
     kinds = [kind for _, kind, _ in sorted(events, key=lambda e: float(e[0]))]
     assert kinds == ["start", "end"] * 9, "no two holders at the same time"
     assert stored(storage) is None
+
+
+def test_a_holder_whose_process_is_gone_is_taken_over_before_its_lease_expires(storage):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = {**ls.holder_record("mlpipe run --date 2013-01-06", 600, time.time()), "pid": gone.pid}
+    assert ls.holder_gone(record) and not ls.holder_gone({**record, "pid": os.getpid()})
+    assert not ls.holder_gone({**record, "host": "etl-2"}), "a process elsewhere cannot be checked"
+    assert not ls.holder_gone({**record, "pid_namespace": "pid:[1]"}), "nor one of another pid namespace"
+    st.write_bytes(storage.target(ls.lease_path(storage)), json_bytes(record))
+    taken = ls.acquire(storage, "mlpipe backfill", ttl=120)
+    assert taken.record["pid"] == os.getpid()
