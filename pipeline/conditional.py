@@ -173,13 +173,8 @@ def _hdfs_read(client, path: str) -> bytes | None:
 
 
 # ---- S3: the store's own conditional requests -------------------------------------------------
-def _bucket_key(target) -> tuple[str, str]:
-    bucket, key = target.path.split("://", 1)[1].split("/", 1)
-    return bucket, key
-
-
 def _s3_read(target) -> tuple[bytes | None, str | None]:
-    bucket, key = _bucket_key(target)
+    bucket, key = st.bucket_key(target.path)
     with s3_errors(target.path, target.fs):
         try:
             got = target.fs.s3.meta.client.get_object(Bucket=bucket, Key=key)
@@ -195,7 +190,7 @@ def _s3_put(target, data: bytes, expected: str | None) -> str | None:
 
 
 def _s3_delete(target, expected: str) -> bool:
-    bucket, key = _bucket_key(target)
+    bucket, key = st.bucket_key(target.path)
     with s3_errors(target.path, target.fs):
         try:
             target.fs.s3.meta.client.delete_object(Bucket=bucket, Key=key, IfMatch=expected)

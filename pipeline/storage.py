@@ -307,7 +307,7 @@ def s3_put(target, data: bytes, condition: dict | None = None) -> str | None:
 
     import botocore.exceptions
 
-    bucket, key = _bucket_key(target.path)
+    bucket, key = bucket_key(target.path)
     md5 = hashlib.md5(data)  # noqa: S324 - S3's integrity header, not a security use
     client = target.fs.s3.meta.client
     with s3_errors(target.path, target.fs):
@@ -340,7 +340,7 @@ def _etag_is_md5(response: dict, etag: str) -> bool:
     return not encrypted and len(etag) == 32 and "-" not in etag
 
 
-def _bucket_key(path: str) -> tuple[str, str]:
+def bucket_key(path: str) -> tuple[str, str]:
     bucket, _, key = path.split("://", 1)[1].partition("/")
     return bucket, key
 
@@ -372,7 +372,7 @@ def file_status(target) -> dict | None:
     if isinstance(target, S3Target):
         import botocore.exceptions as bx
 
-        bucket, key = _bucket_key(target.path)
+        bucket, key = bucket_key(target.path)
         with s3_errors(target.path, target.fs):
             try:
                 head = target.fs.s3.meta.client.head_object(Bucket=bucket, Key=key)
