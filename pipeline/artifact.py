@@ -71,9 +71,53 @@ def _canonical_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+# The libraries whose versions decide how a saved model loads and predicts: a model saved by other
+# versions than the loader's is handled by the [signing] library_mismatch policy.
+CHECKED_LIBRARIES = ("scikit-learn", "skops", "numpy")
+LIBRARY_POLICIES = ("warn", "refuse")
+
+
+def library_mismatches(recorded: dict, current: dict) -> list[str]:
+    """'scikit-learn 1.5.0 (this process has 1.9.0)' for each checked library whose recorded
+    version differs from the current one (or was not recorded)."""
+    return [f"{name} {recorded.get(name, 'unrecorded')} (this process has {current[name]})"
+            for name in CHECKED_LIBRARIES if name in current and recorded.get(name) != current[name]]
+
+
+def current_libraries() -> dict[str, str]:
+    """The installed versions of CHECKED_LIBRARIES (as pipeline.training.library_versions records them)."""
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in CHECKED_LIBRARIES}
+
+
+def check_libraries(recorded: dict, current: dict, policy: str, source: str) -> list[str]:
+    """The policy on a model saved by other library versions: 'refuse' raises
+    ModelIntegrityError naming both versions; 'warn' returns the warnings to log."""
+    if policy not in LIBRARY_POLICIES:
+        raise ValueError(f"library_mismatch must be one of {LIBRARY_POLICIES}, not {policy!r}")
+    mismatches = library_mismatches(recorded, current)
+    if not mismatches:
+        return []
+    message = f"{source} was saved with {', '.join(mismatches)}"
+    if policy == "refuse":
+        raise ModelIntegrityError(f"{message}: refusing to load it ([signing] library_mismatch = refuse). Retrain "
+                                  "it with these libraries, or install the ones it was saved with")
+    return [f"{message}; loading it anyway ([signing] library_mismatch = warn): its predictions may differ"]
+
+
 class ModelIntegrityError(RuntimeError):
     """A model file does not match the sha256 recorded when it was written, or names a type
     outside the allow-list."""
+
+
+def check_sha256(data: bytes, expected_sha256: str, source: str) -> None:
+    """ModelIntegrityError unless `data` has the sha256 its (signed) record holds."""
+    actual = sha256_bytes(data)
+    if actual != expected_sha256:
+        raise ModelIntegrityError(
+            f"model file {source} has sha256 {actual[:12]}..., but its metadata records "
+            f"{expected_sha256[:12]}...; the file was changed after it was written: refusing to load it")
 
 
 def load_model(data: bytes, expected_sha256: str, source: str) -> Pipeline:
@@ -81,11 +125,7 @@ def load_model(data: bytes, expected_sha256: str, source: str) -> Pipeline:
     names is trusted by skops or on TRUSTED_TYPES."""
     import skops.io as sio
 
-    actual = sha256_bytes(data)
-    if actual != expected_sha256:
-        raise ModelIntegrityError(
-            f"model file {source} has sha256 {actual[:12]}..., but its metadata records "
-            f"{expected_sha256[:12]}...; the file was changed after it was written: refusing to load it")
+    check_sha256(data, expected_sha256, source)
     try:
         untrusted = set(sio.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a model file we wrote"

@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline import charts, pages
+from pipeline import charts, pages, registry
 from pipeline.metrics import HEADLINE_METRIC, HIGHER_IS_BETTER, METRIC_LABELS, PROBLEM_METRICS, check_problem
 from pipeline.pages import esc, fmt, num, pct, plural
 
@@ -384,7 +384,7 @@ def _events_section(events: list[dict], start: dt.date, end: dt.date) -> str:
             f'<code>{esc(event.get("version"))}</code>',
             f'<code>{esc(event.get("previous_version") or "–")}</code>',
             esc(event.get("reason") or ""),
-            f'{esc(event.get("moved_at") or "")}<br>by {esc(event.get("moved_by") or "unknown")}',
+            f'{esc(event.get("moved_at") or "")}<br>by {esc(registry.mover(event))}',
         ])
         classes.append("" if inside else "outside")
     columns = [("as of", ""), ("serves from", ""), ("kind", ""), ("version", ""), ("previous", ""),

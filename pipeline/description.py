@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import string
 import tomllib
 
+from pipeline import identifiers
 from pipeline.contracts import Column, RowCheck, TableContract
 from pipeline.dataset import DAY_COLUMN, Dataset, Target
 from pipeline.hooks import DatasetError, resolve
@@ -77,6 +77,14 @@ class _Reader:
             self.fail(f"unknown setting(s) {unknown} in {name}; known: {sorted(known)}")
         return spec
 
+    def identifier(self, where: str, check, *args):
+        """check(*args), a pipeline.identifiers check of a value that becomes part of a path; a
+        failure's message after `where`."""
+        try:
+            return check(*args)
+        except identifiers.IdentifierError as exc:
+            self.fail(f"{where}{exc}")
+
     def names(self, value, setting: str, allowed: list[str], what: str) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.fail(f"{setting} must be a list of column names, not {value!r}")
@@ -87,13 +95,12 @@ class _Reader:
 
     def dataset(self) -> Dataset:
         spec = self.section(self.spec, "the top level", _TOP_KEYS)
-        name = spec.get("name")
-        if not isinstance(name, str) or not name or set(name) - set(string.ascii_letters + string.digits + "_-"):
-            self.fail(f"name = {name!r}: give the dataset a name of letters, digits, '_' or '-' (it names "
-                      "its storage paths)")
+        name = self.identifier("", identifiers.check_name, "dataset", spec.get("name"))
         tables = spec.get("tables")
         if not isinstance(tables, dict) or not tables:
             self.fail("no [tables.<name>] section: describe at least the table whose rows are predicted")
+        for table in tables:
+            self.identifier("", identifiers.check_name, "table", table)
         parsed = {t: self.table(t, s) for t, s in tables.items()}
         daily = {t: p[0] for t, p in parsed.items() if "{date" in p[1]}
         reference = {t: p[0] for t, p in parsed.items() if "{date" not in p[1]}
@@ -231,9 +238,10 @@ class _Reader:
             self.fail(f"{where} landing is missing: the file's path under the landing zone, with {{date}} for a "
                       f"daily file, e.g. landing = \"{name}/{name}_{{date}}.csv\" ({{date:%Y/%m/%d}} formats it)")
         try:
-            landing.format(date=dt.date(2000, 1, 2))
+            example = landing.format(date=dt.date(2000, 1, 2))
         except (KeyError, IndexError, ValueError) as exc:
             self.fail(f"{where} landing = {landing!r} cannot be formatted ({exc}); the only field is {{date}}")
+        self.identifier(f"{where} landing = {landing!r}: ", identifiers.check_relative_path, "landing path", example)
         file_format = spec.get("format", "parquet" if landing.endswith(".parquet") else "csv")
         if file_format not in LANDING_FORMATS:
             self.fail(f"{where} format = {file_format!r}: choose one of {list(LANDING_FORMATS)}")

@@ -21,6 +21,7 @@ REPORT_FILE = "report.html"               # the evaluation report
 DECISION_FILE = "decision.json"
 MONITORING_FILE = "monitoring.json"
 MANIFEST_FILE = "manifest.json"           # a registry version's file list and checksums
+SIGNATURE_SUFFIX = ".sig"                 # beside a signed record: manifest.json.sig, metadata.json.sig
 ALIAS_FILE = "production.json"            # the registry's production alias
 DATASET_MARKER = "dataset.json"           # which dataset a storage root holds
 LEASE_FILE = "_lease.json"                # who holds the storage root (pipeline.lease)
@@ -70,3 +71,8 @@ def with_date(path: str, old: dt.date, new: dt.date) -> str | None:
     if path.count(marker) != 1:
         return None
     return path.replace(marker, f"{_DATE}{new.isoformat()}")
+
+
+def signature_file(name: str) -> str:
+    """The name of the signature beside the signed record `name` (pipeline.signing)."""
+    return name + SIGNATURE_SUFFIX

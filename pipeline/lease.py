@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pipeline import conditional, layout
 from pipeline import storage as st
 from pipeline.hashing import json_bytes
-from pipeline.registry import who
+from pipeline.registry import os_user, who
 
 Clock = Callable[[], float]
 
@@ -64,7 +64,7 @@ def _expiry(now: float, ttl: float) -> str:
 def holder_record(command: str, ttl: float, now: float) -> dict:
     """The record of a new holder: this process, `command`, from `now` until `now + ttl`."""
     return {"id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": _pid_namespace(),
-            "user": who(), "command": command, "started": _iso(now), "renewed": _iso(now),
+            "user": who(), "os_user": os_user(), "command": command, "started": _iso(now), "renewed": _iso(now),
             "expires": _expiry(now, ttl)}
 
 

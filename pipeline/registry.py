@@ -1,7 +1,9 @@
 """The model registry: immutable published versions, the production alias and its history.
 
 A version is an immutable directory (model, evaluation, report, then a manifest holding the
-sha256 of each, then _SUCCESS). The production alias is a record that points at a version; every
+sha256 of each, its signature by the pipeline's key (pipeline.signing), then _SUCCESS). A model is
+loaded only after the manifest's signature, then the model's sha256, then the skops allow-list
+pass. The production alias is a record that points at a version; every
 move of it is also kept as an immutable history record: automatic ones from the nightly
 deployment decision ("deployed"), manual ones from `mlpipe models promote|rollback`. A version
 moved to on as-of date D is the one that serves dates after D, so "which model was live on date X"
@@ -11,14 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import logging
 import os
-from typing import NamedTuple
+import pwd
+import socket
+from typing import Callable, NamedTuple
 
-from pipeline import conditional, layout
+from pipeline import conditional, identifiers, layout, signing
 from pipeline import storage as st
-from pipeline.artifact import load_model
+from pipeline.artifact import check_libraries, current_libraries, load_model
 from pipeline.hashing import json_bytes, sha256_bytes
 from pipeline.layout import MANIFEST_FILE, MODEL_FILE
+
+logger = logging.getLogger(__name__)
 
 MANUAL_KINDS = ("promoted", "rolled_back")
 
@@ -62,15 +69,18 @@ class Registry:
     `{root}/registry/history/`, and the latest manual move effective after date D in
     `{root}/registry/overrides/D.json`."""
 
-    def __init__(self, storage: st.Storage):
+    def __init__(self, storage: st.Storage, keys: signing.Keyring | Callable[[], signing.Keyring] | None = None,
+                 library_policy: str = "warn"):
         self.storage = storage
         self.base = storage.path(layout.REGISTRY)
+        self.keys = keys  # needed to publish, load, sign or move the alias; a callable is asked when needed
+        self.library_policy = library_policy  # pipeline.artifact.check_libraries
 
     def _path(self, *parts: str) -> str:
         return self.storage.path(layout.REGISTRY, *parts)
 
     def version_dir(self, version: str) -> str:
-        return self._path(layout.VERSIONS, version)
+        return self._path(layout.VERSIONS, checked_version(version))
 
     def is_published(self, version: str) -> bool:
         return self.storage.flag(self.version_dir(version)).exists()
@@ -95,16 +105,65 @@ class Registry:
             written[target] = st.write_bytes(target, data)
         hashes = {name: sha256_bytes(data) for name, data in files.items()}
         manifest = {**manifest, "version": version, "files": hashes, "model_sha256": hashes[MODEL_FILE]}
-        target = self.storage.file(d, MANIFEST_FILE)
-        written[target] = st.write_json(target, manifest)
+        written.update(write_signed(self.storage.file(d, MANIFEST_FILE), manifest, self._keys()))
         st.seal(self.storage.flag(d), written)
         return True
 
+    def _keys(self) -> signing.Keyring:
+        if self.keys is None:
+            raise RegistryError("no signing key: this registry was opened without one ([signing] in luigi.cfg)")
+        if callable(self.keys):
+            self.keys = self.keys()
+        return self.keys
+
     def manifest(self, version: str) -> dict:
+        """The manifest as stored, for listing; trusted_manifest before acting on it."""
         if not self.is_published(version):
             raise RegistryError(f"model version {version} is not published in {self.base} "
                                 "(no _SUCCESS flag); `mlpipe models list` shows the published ones")
         return st.read_json(self.storage.file(self.version_dir(version), MANIFEST_FILE))
+
+    def trusted_manifest(self, version: str) -> dict:
+        """The manifest once its signature is valid under an accepted key and it names this
+        version; RegistryError naming the version and what failed otherwise."""
+        self.manifest(version)  # raises when not published
+        target = self.storage.file(self.version_dir(version), MANIFEST_FILE)
+        try:
+            manifest = read_signed(target, self._keys())
+        except signing.SignatureError as exc:
+            raise RegistryError(f"model version {version}: {exc}") from None
+        if manifest.get("version") != version:
+            raise RegistryError(f"model version {version}: its signed manifest is the one of version "
+                                f"{manifest.get('version')} (copied there): refusing it")
+        return manifest
+
+    def signature(self, version: str) -> dict:
+        """Whether the version's manifest is signed, by which key, and whether the signature is
+        valid under the accepted keys (pipeline.signing.describe)."""
+        target = self.storage.file(self.version_dir(version), MANIFEST_FILE)
+        try:
+            keys = self._keys()
+        except (RegistryError, signing.SignatureError):
+            keys = None
+        return signing.describe(st.read_bytes(target), _signature_bytes(target), keys, MANIFEST_FILE)
+
+    def sign(self, version: str) -> bool:
+        """Sign a version published before manifests were signed, once every file matches the
+        manifest's sha256 (False when it already has a valid signature). Its seal then records
+        the signature too."""
+        if self.signature(version)["valid"]:
+            return False
+        checks = self.verify(version)
+        if not all(v == "ok" for v in checks.values()):
+            raise RegistryError(f"version {version} fails its sha256 check ({checks}): refusing to sign it")
+        d = self.version_dir(version)
+        flag = self.storage.flag(d)
+        manifest_target = self.storage.file(d, MANIFEST_FILE)
+        written = {st.file_beside(flag, name): info for name, info in (st.read_seal(flag) or {}).items()
+                   if name != layout.signature_file(MANIFEST_FILE)}
+        written.update(write_signed(manifest_target, None, self._keys(), data=st.read_bytes(manifest_target)))
+        st.seal(flag, written)
+        return True
 
     def verify(self, version: str) -> dict[str, str]:
         """Each file of the manifest: 'ok', 'missing' or 'changed' (sha256 differs)."""
@@ -117,10 +176,15 @@ class Registry:
                 result[name] = "ok" if sha256_bytes(st.read_bytes(target)) == expected else "changed"
         return result
 
-    def load(self, version: str):
-        """(model, manifest): the model only after its sha256 matches the manifest."""
-        manifest = self.manifest(version)
+    def load(self, version: str, libraries: dict[str, str] | None = None):
+        """(model, manifest): the model only after the manifest's signature, then the model's
+        sha256, then the library versions (self.library_policy; against `libraries`, default the installed ones)
+        and the skops allow-list pass."""
+        manifest = self.trusted_manifest(version)
         target = self.storage.file(self.version_dir(version), MODEL_FILE)
+        for warning in check_libraries(manifest.get("library_versions", {}), libraries or current_libraries(),
+                                       self.library_policy, f"model version {version}"):
+            logger.warning(warning)
         return load_model(st.read_bytes(target), manifest["model_sha256"], target.path), manifest
 
     def read_file(self, version: str, name: str) -> bytes:
@@ -154,6 +218,7 @@ class Registry:
         alias already reflects a later date, or a manual move after this date's decision. `seen`:
         the read of the alias the decision was checked against (read now when None); AliasMoved
         when the alias changed since."""
+        checked_version(version)  # it names the history record
         seen = seen or self.read_alias()
         current = seen.record
         if current:
@@ -177,7 +242,7 @@ class Registry:
         move was decided on (read now when None); AliasMoved when the alias changed since."""
         if kind not in MANUAL_KINDS:
             raise ValueError(f"kind must be one of {MANUAL_KINDS}, not {kind!r}")
-        self.manifest(version)  # raises when not published
+        self.trusted_manifest(version)  # raises when not published or not signed by an accepted key
         checks = self.verify(version)
         if not all(v == "ok" for v in checks.values()):
             raise RegistryError(f"version {version} fails its sha256 check ({checks}): "
@@ -203,7 +268,7 @@ class Registry:
         record = {"version": version, "as_of": as_of.isoformat(), "kind": kind, "reason": reason,
                   "previous_version": current["version"] if current else None,
                   "moved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  "moved_by": who()}
+                  "moved_by": who(), "os_user": os_user()}
         if not conditional.write_if(self.storage, self._alias_path(), json_bytes(record), seen.token):
             now = self.alias()
             moved = ("it was removed" if now is None else
@@ -235,6 +300,15 @@ class Registry:
                             "name one with --to VERSION (see `mlpipe models list`)")
 
 
+def checked_version(version: str) -> str:
+    """`version` when it is a version id (pipeline.identifiers), RegistryError otherwise: a
+    version names a directory and a history record, and must not lead outside them."""
+    try:
+        return identifiers.check_version(version)
+    except identifiers.IdentifierError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def live_periods(history: list[dict]) -> list[dict]:
     """Which version served which dates: one entry per alias move, serving from the day after its
     as-of date through the as-of date of the next move (`to` None: still live). A move followed
@@ -245,8 +319,54 @@ def live_periods(history: list[dict]) -> list[dict]:
         first = (dt.date.fromisoformat(record["as_of"]) + dt.timedelta(days=1)).isoformat()
         out.append({"version": record["version"], "kind": record["kind"], "from": first, "to": last,
                     "served": last is None or last >= first, "reason": record["reason"],
-                    "moved_by": record["moved_by"], "moved_at": record["moved_at"]})
+                    "moved_by": mover(record), "moved_at": record["moved_at"]})
     return out
+
+
+def write_signed(target, record: dict, keys: signing.Keyring, data: bytes | None = None) -> dict:
+    """Write `record` as JSON (or its existing bytes `data`, None: write them) to `target`, then
+    its signature beside it; {target: file_info} of both, for the output's seal."""
+    written = {}
+    if data is None:
+        data = json_bytes(record)
+        written[target] = st.write_bytes(target, data)
+    sig = st.file_beside(target, layout.signature_file(target.path.rsplit("/", 1)[-1]))
+    written[sig] = st.write_bytes(sig, signing.sign(data, keys.signing, signer()))
+    return written
+
+
+def read_signed(target, keys: signing.Keyring) -> dict:
+    """The JSON record in `target` once its signature is valid (SignatureError otherwise)."""
+    data = st.read_bytes(target)
+    signing.check(data, _signature_bytes(target), keys, target.path)
+    return json.loads(data)
+
+
+def _signature_bytes(target) -> bytes | None:
+    try:
+        return st.read_bytes(st.file_beside(target, layout.signature_file(target.path.rsplit("/", 1)[-1])))
+    except FileNotFoundError:
+        return None
+
+
+def signer() -> dict:
+    """Who signs a record: the name given, the OS user and the host."""
+    return {"name": who(), "os_user": os_user(), "host": socket.gethostname()}
+
+
+def os_user() -> str:
+    """The OS account this process runs as (whatever $MLPIPE_USER says)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def mover(record: dict) -> str:
+    """Who moved the alias as a history record names them: the name given, and the OS user
+    when it differs (records from before os_user name only the first)."""
+    name, user = record.get("moved_by") or "unknown", record.get("os_user")
+    return name if not user or user == name else f"{name} (OS user {user})"
 
 
 def who() -> str:

@@ -15,8 +15,10 @@ MISSING = "missing"      # a seal records a file the store does not have: the ou
 BAD_SEAL = "bad-seal"    # the seal itself is not readable: the output is removed
 TEMP = "temp"            # a temporary file a killed write left: the file is removed
 UNRECORDED = "unrecorded"  # an empty flag from before seals recorded checksums: reported only
+UNSIGNED = "unsigned"    # a registry version from before manifests were signed: reported (`mlpipe models sign`)
+FORGED = "forged"        # a registry version whose signature is not valid under an accepted key: removed
 
-REMOVES_OUTPUT = (CORRUPT, MISSING, BAD_SEAL)
+REMOVES_OUTPUT = (CORRUPT, MISSING, BAD_SEAL, FORGED)
 
 
 def check_sealed(store: st.Storage, flag) -> list[dict]:

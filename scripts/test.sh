@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 bash scripts/install-browser.sh >&2   # headless Chromium for the HTML report tests
+bash scripts/install-nginx.sh >&2     # nginx for the scheduler proxy tests (tests/test_proxy.py)
 exec python -m pytest -n "${MLPIPE_TEST_PROCESSES:-2}" --dist loadfile "$@"

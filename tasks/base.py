@@ -3,6 +3,7 @@ and listing which days of an output are complete."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 from typing import Any
 
 import luigi
@@ -85,9 +86,18 @@ class DailyTask(StorageMixin, luigi.Task):
         return complete_dates(lambda day: cls(date=day), parameter_tuples)
 
     def status(self, message: str, percent: int | None = None) -> None:
-        self.set_status_message(message)
-        if percent is not None:
-            self.set_progress_percentage(percent)
+        set_status(self, message, percent)
+
+
+def set_status(task: luigi.Task, message: str, percent: int | None = None) -> None:
+    """Set a task's status message (and progress): the one place the pipeline does. luigi's UI inserts
+    status messages into its page as HTML (jQuery .html()), so text from a file name or an exception
+    could run script there: it is escaped, and shows as the original characters. `&`, `<` and `>`
+    suffice in element content, the only place the UI puts it; quotes stay as they are, since the
+    UI's first rendering of a message escapes it once more (until its refresh half a second later)."""
+    task.set_status_message(html.escape(str(message), quote=False))
+    if percent is not None:
+        task.set_progress_percentage(percent)
 
 
 def complete_dates(make, days) -> list:

@@ -13,10 +13,11 @@ import luigi.configuration
 from pipeline import storage as st
 from pipeline.hooks import DatasetError
 from pipeline.layout import DATASET_MARKER
+from pipeline.signing import SignatureError
 from pipeline.storage import PROJECT_DIR
 from pipeline.storage_errors import StorageError
 from tasks.commands import integrity, models, reports, run
-from tasks.config import current_dataset, get_storage
+from tasks.config import current_dataset, get_storage, keyring
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset:  # luigi's worker processes inherit it
         os.environ["MLPIPE_DATASET"] = os.path.abspath(args.dataset)
     try:
-        code = check_dataset(args.command in ("run", "backfill")) or args.func(args)
+        code = (check_dataset(args.command in ("run", "backfill"))
+                or check_signing_key(args.command in ("run", "backfill", "models")) or args.func(args))
     finally:
         if argv is not None:  # a call from Python (tests): leave the environment as it was
             _set_env("MLPIPE_DATASET", before)
@@ -91,6 +93,19 @@ def check_dataset(claim_root: bool) -> int:
             return 2
     except (OSError, StorageError):
         pass  # storage unreachable: the run's own tasks fail and say so, as without the check
+    return 0
+
+
+def check_signing_key(needed: bool) -> int:
+    """Read the model signing key (made on first use) before a command that signs or loads models
+    runs: an unusable one ([signing] key_file, $MLPIPE_SIGNING_KEY) is reported here, exit 2."""
+    if not needed:
+        return 0
+    try:
+        keyring()
+    except SignatureError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,7 +10,8 @@ import os
 import luigi
 import luigi.configuration
 
-from pipeline import metrics
+from pipeline import metrics, registry, signing
+from pipeline.artifact import LIBRARY_POLICIES
 from pipeline.dataset import Dataset
 from pipeline.description import BUILTIN, cached
 from pipeline.storage import Storage, resolve_root
@@ -165,6 +166,17 @@ class MonitorConfig(Section):
                     "and nothing else failed")
 
 
+class SchedulerAuthConfig(Section):
+    """Credentials for a central scheduler behind an authenticating proxy (docs/security.md). luigi's
+    HTTP client (requests) reads them from a netrc file; `mlpipe` points it at this one."""
+    section = "scheduler_auth"
+    netrc = luigi.Parameter(
+        default="", significant=False,
+        description="netrc file (mode 600) with `machine HOST login NAME password ...` for the scheduler's "
+                    "host; empty: $NETRC, else ~/.netrc. Never put credentials in [core] default-scheduler-url: "
+                    "luigi logs it")
+
+
 class LeaseConfig(Section):
     """The storage root's lease (pipeline.lease): one command at a time changes a root."""
     section = "lease"
@@ -177,3 +189,51 @@ class LeaseConfig(Section):
     manual_wait = luigi.FloatParameter(
         default=0.0, description="Seconds `mlpipe invalidate --yes` and `mlpipe models promote|rollback` wait for "
                                  "another command's lease before exiting 10; 0 = refuse at once")
+
+
+SIGNING_KEY_ENV = "MLPIPE_SIGNING_KEY"
+
+
+class SigningConfig(Section):
+    """The key that signs model manifests and candidate metadata (pipeline.signing), the older
+    keys still accepted, and what becomes of a model saved by other library versions."""
+    section = "signing"
+    key_file = luigi.Parameter(
+        default="", significant=False,
+        description=f"File holding the signing key (mode 0600, outside the storage root); ${SIGNING_KEY_ENV} "
+                    "(the key itself) overrides it; empty: ~/.config/mlpipe/signing.key, made on first use")
+    accepted_keys = luigi.ListParameter(
+        default=[], significant=False,
+        description="Files of earlier keys whose signatures are still accepted (key rotation)")
+    library_mismatch = luigi.ChoiceParameter(
+        choices=LIBRARY_POLICIES, default="warn", var_type=str, significant=False,
+        description="A model saved with other scikit-learn, skops or numpy versions than the loader's: warn "
+                    "(log both versions, load it) or refuse")
+
+
+def keyring() -> signing.Keyring:
+    """The signing key ($MLPIPE_SIGNING_KEY, else [signing] key_file, else the default file, made
+    on first use) and the accepted keys; SignatureError naming the setting when one is unusable."""
+    cfg = SigningConfig()
+    return _keyring(os.environ.get(SIGNING_KEY_ENV, ""), cfg.key_file, tuple(cfg.accepted_keys), get_storage().root)
+
+
+@functools.lru_cache(maxsize=4)
+def _keyring(secret: str, key_file: str, accepted: tuple[str, ...], root: str) -> signing.Keyring:
+    for path in (key_file, *accepted):
+        if path:
+            signing.check_outside(os.path.expanduser(path), root)
+    if secret:
+        key = signing.key_from_text(secret, f"${SIGNING_KEY_ENV}")
+    elif key_file:
+        key = signing.read_key_file(os.path.expanduser(key_file))
+    else:
+        path = signing.default_key_file()
+        signing.check_outside(path, root)
+        key = signing.create_key_file(path)
+    return signing.Keyring(key, tuple(signing.read_key_file(os.path.expanduser(p)) for p in accepted))
+
+
+def model_registry(store: Storage | None = None) -> registry.Registry:
+    """The model registry of the storage root, with the signing keys (read when first needed)."""
+    return registry.Registry(store or get_storage(), keyring, SigningConfig().library_mismatch)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import luigi
 
-from pipeline import ingest, readiness, validate
+from pipeline import identifiers, ingest, readiness, validate
 from pipeline import storage as st
 from pipeline.contracts import ContractViolation
 from pipeline.hashing import sha256_bytes
 from pipeline.layout import (HISTORY_SUMMARY_FILE, LANDING_RECORD, PART_FILE, SNAPSHOT_FILE,
                              VALIDATION_REPORT)
-from tasks.base import DailyTask, Sealed, StorageMixin, days_back
+from tasks.base import DailyTask, Sealed, StorageMixin, days_back, set_status
 from tasks.config import PipelineConfig, current_dataset
 from tasks.threads import limit_threads
 
@@ -37,12 +37,20 @@ def _contract(table: str, reference: bool = False):
     return tables[table]
 
 
+class TableParameter(luigi.Parameter):
+    """A table name of the dataset description, refused (ValueError naming it and the rule) when it
+    could not safely name a storage path (pipeline.identifiers.check_name)."""
+
+    def normalize(self, x):
+        return identifiers.check_name("table", x)
+
+
 class LandingFile(StorageMixin, luigi.ExternalTask):
     """A file the upstream system drops into the landing zone; never written by the pipeline. It
     counts as delivered once it is whole by its table's readiness rule ([tables.<table>] ready in
     the dataset description: unchanged for a while, a done-marker beside it, or a manifest it
     matches), so a file still being copied is not ingested."""
-    table = luigi.Parameter(description="Table name of the dataset description, e.g. flights")
+    table = TableParameter(description="Table name of the dataset description, e.g. flights")
     date = luigi.OptionalParameter(default=None, description="Day of the drop; empty for reference tables")
 
     def landing_path(self) -> str:
@@ -102,8 +110,8 @@ class _Ingest(Sealed):
         written = {self.data(): st.write_parquet(self.data(), frame)}
         written[self.record_target()] = st.write_json(self.record_target(), record)
         self.seal(written)  # last: a partition without it is parsed again
-        self.set_status_message(f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
-                                + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
+        set_status(self, f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
+                   + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
 
 
 def delivered_sha256(landing, sha256: str, stamp: str | None) -> str | None:
@@ -124,7 +132,7 @@ class RawPartition(_Ingest, DailyTask):
     was parsed from. Parsed again only while the day has no clean partition and the landing
     file's content differs from the record (a re-delivery after a failed validation, or after
     `mlpipe invalidate --stage clean`)."""
-    table = luigi.Parameter(description="Daily table name, e.g. flights or weather")
+    table = TableParameter(description="Daily table name, e.g. flights or weather")
 
     def requires(self):
         return LandingFile(table=self.table, date=self.date.isoformat())
@@ -149,7 +157,7 @@ class RawPartition(_Ingest, DailyTask):
 
 class RawReference(_Ingest, luigi.Task):
     """A reference table (e.g. aircraft) as typed Parquet in the raw zone."""
-    table = luigi.Parameter(description="Reference table name, e.g. planes")
+    table = TableParameter(description="Reference table name, e.g. planes")
 
     def requires(self):
         return LandingFile(table=self.table)
@@ -181,7 +189,7 @@ class _Validate:
                                              source=self.requires().input().path, date=date,
                                              recent_row_counts=recent)
         except ContractViolation as exc:
-            self.set_status_message(f"FAILED contract: {exc}")
+            set_status(self, f"FAILED contract: {exc}")
             raise
         record = self.requires().landing_record() or {}
         report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes"),
@@ -194,14 +202,14 @@ class _Validate:
             written[out["summary"]] = st.write_parquet(out["summary"], summary)
         st.seal(out["flag"], written)
         r = result.report
-        self.set_status_message(f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
-                                f"{r['rows_quarantined']} quarantined {r['quarantined_by_rule']}"
-                                + (f"; WARNING {r['warnings']}" if r["warnings"] else ""))
+        set_status(self, f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
+                         f"{r['rows_quarantined']} quarantined {r['quarantined_by_rule']}"
+                         + (f"; WARNING {r['warnings']}" if r["warnings"] else ""))
 
 
 class CleanPartition(DailyTask, _Validate):
     """A day's rows that meet the table's data contract (+ quarantine and a validation report)."""
-    table = luigi.Parameter(description="Daily table name, e.g. flights or weather")
+    table = TableParameter(description="Daily table name, e.g. flights or weather")
 
     def requires(self):
         return RawPartition(table=self.table, date=self.date)
@@ -261,14 +269,14 @@ class CleanPartition(DailyTask, _Validate):
                 f"file into the raw zone again), then rerun; if the re-delivery is a mistake, put the "
                 f"earlier file back instead. With [landing] redelivery = reprocess in luigi.cfg, `mlpipe run` "
                 f"and `mlpipe backfill` do this themselves")
-            self.set_status_message(f"FAILED: {message}")
+            set_status(self, f"FAILED: {message}")
             raise LandingFileChanged(message)
         self.validate(self.date, reference=False, recent=self.recent_row_counts())
 
 
 class CleanReference(StorageMixin, luigi.Task, _Validate):
     """The reference table's rows that meet its contract."""
-    table = luigi.Parameter(description="Reference table name, e.g. planes")
+    table = TableParameter(description="Reference table name, e.g. planes")
 
     def requires(self):
         return RawReference(table=self.table)

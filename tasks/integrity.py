@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline import registry, verify
+from pipeline.layout import MANIFEST_FILE
 from tasks import ops
-from tasks.config import PipelineConfig, current_dataset, get_storage
+from tasks.config import PipelineConfig, current_dataset, get_storage, model_registry
 from tasks.data import CleanReference, RawPartition, RawReference
 from tasks.nightly import STAGES, day_tasks
 from tasks.queries import days_between
@@ -41,13 +42,24 @@ def find_problems(start: dt.date, end: dt.date, stages: tuple[str, ...]) -> tupl
         date = getattr(task, "date", None)
         problems += [{**p, "stage": stage, "date": date, "task": task} for p in verify.check_sealed(store, task.output())]
     if REGISTRY in stages:
-        reg = registry.Registry(store)
+        reg = model_registry(store)
         for version in reg.versions():
             checked += 1
             flag = store.flag(reg.version_dir(version))
             problems += [{**p, "stage": REGISTRY, "date": registry.version_date(version), "task": None,
-                          "version": version} for p in verify.check_sealed(store, flag)]
+                          "version": version} for p in verify.check_sealed(store, flag) + signature_problems(reg, version)]
     return checked, problems
+
+
+def signature_problems(reg: registry.Registry, version: str) -> list[dict]:
+    """A registry version whose manifest is unsigned or not validly signed (pipeline.signing)."""
+    state, manifest = reg.signature(version), reg.storage.file(reg.version_dir(version), MANIFEST_FILE).path
+    if state["valid"]:
+        return []
+    if not state["signed"]:
+        return [verify.problem(verify.UNSIGNED, manifest, f"{manifest} is not signed: it will not load; check "
+                                                          f"it, then `mlpipe models sign {version}`")]
+    return [verify.problem(verify.FORGED, manifest, f"{manifest}: {state['problem']}")]
 
 
 def repair_paths(problems: list[dict]) -> list[str]:
@@ -68,7 +80,7 @@ def repair_paths(problems: list[dict]) -> list[str]:
 def _invalidated_by(p: dict, store) -> list[str]:
     task, stage, day = p["task"], p["stage"], p["date"]
     if stage == REGISTRY:
-        return [registry.Registry(store).version_dir(p["version"])] + ops.invalidation_paths(day, day, "deployment")
+        return [model_registry(store).version_dir(p["version"])] + ops.invalidation_paths(day, day, "deployment")
     if day is None:  # a reference table: every day's features read it
         start = PipelineConfig().start_date
         return [task.directory() if stage == RAW else ops.removable_paths(task)[0]] + \

@@ -8,13 +8,13 @@ import luigi
 
 from pipeline import deployment, evaluation, layout, registry, training
 from pipeline import storage as st
-from pipeline.artifact import dump_model, load_model
+from pipeline.artifact import check_sha256, dump_model, load_model
 from pipeline.dataset import DAY_COLUMN
 from pipeline.estimators import Hyperparameters
 from pipeline.layout import EVALUATION_FILE, DECISION_FILE, METADATA_FILE, MODEL_FILE, REPORT_FILE
 from pipeline.partitions import labelled_counts, read_partitions
 from tasks.base import DailyTask, Lineage, Sealed, previous_day, significant_params
-from tasks.config import GateConfig, PipelineConfig, current_dataset
+from tasks.config import GateConfig, PipelineConfig, current_dataset, keyring, model_registry
 from tasks.features import FeaturePartition
 from tasks.threads import limit_threads
 
@@ -86,10 +86,20 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
     def files(self):
         return {"model": self.file(MODEL_FILE), "metadata": self.file(METADATA_FILE)}
 
-    def load(self):
-        """(fitted model, metadata), the model's bytes checked against the recorded sha256."""
-        meta = st.read_json(self.files()["metadata"])
+    def metadata(self) -> dict:
+        """The training metadata, once its signature by an accepted key is checked."""
+        return registry.read_signed(self.files()["metadata"], keyring())
+
+    def model_bytes(self) -> bytes:
+        """The model file, checked against the sha256 in the signed metadata."""
         model_file = self.files()["model"]
+        data = st.read_bytes(model_file)
+        check_sha256(data, self.metadata()["model_sha256"], model_file.path)
+        return data
+
+    def load(self):
+        """(fitted model, metadata): the metadata's signature, then the model's sha256 checked."""
+        meta, model_file = self.metadata(), self.files()["model"]
         return load_model(st.read_bytes(model_file), meta["model_sha256"], model_file.path), meta
 
     @limit_threads
@@ -109,7 +119,7 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
                                         train_days, holdout_days, fingerprints))
         files = self.files()
         self.seal({files["model"]: st.write_bytes(files["model"], blob),
-                   files["metadata"]: st.write_json(files["metadata"], meta)})
+                   **registry.write_signed(files["metadata"], meta, keyring())})
         self.status(training.summary_line(meta), 100)
 
 
@@ -130,7 +140,7 @@ def live_version(store: st.Storage, date: dt.date, seen: registry.AliasRead | No
     the production alias as the caller read it)."""
     previous = production_before(date)
     decision = st.read_json(previous.data()) if previous else None
-    return deployment.live_version(registry.Registry(store), date, decision, seen)
+    return deployment.live_version(model_registry(store), date, decision, seen)
 
 
 def load_live(store: st.Storage, date: dt.date):
@@ -138,7 +148,7 @@ def load_live(store: st.Storage, date: dt.date):
     version = live_version(store, date)
     if version is None:
         return None, None
-    model, _ = registry.Registry(store).load(version)
+    model, _ = model_registry(store).load(version)
     return model, version
 
 
@@ -150,7 +160,7 @@ def last_decided(store: st.Storage) -> dt.date | None:
 
 def move_production(store: st.Storage, version: str, kind: str, reason: str) -> dict:
     """A manual promote or rollback (pipeline.deployment.move_production), after the last decision."""
-    return deployment.move_production(registry.Registry(store), version, kind, reason, last_decided(store),
+    return deployment.move_production(model_registry(store), version, kind, reason, last_decided(store),
                                       PipelineConfig().first_deploy_date)
 
 
@@ -220,7 +230,7 @@ class Deployment(FollowsProduction, Sealed, DailyTask):
     def run(self):
         evaluated = self.requires()["evaluation"]
         record = st.read_json(evaluated.record())
-        seen = registry.Registry(self.store).read_alias()  # one read for the check and the alias move
+        seen = model_registry(self.store).read_alias()  # one read for the check and the alias move
         deployment.check_compared_with_live(self.date, live_version(self.store, self.date, seen),
                                             record["production_version"])
         decision = deployment.decide(self.date, record, record["production_version"], self.lineage)
@@ -233,9 +243,9 @@ class Deployment(FollowsProduction, Sealed, DailyTask):
         """Publish the blessed challenger (model, evaluation, report; the manifest holds their sha256)
         and move the alias, if it is still as `seen`."""
         candidate = evaluated.requires()["candidate"]
-        meta = st.read_json(candidate.files()["metadata"])
-        files = {MODEL_FILE: st.read_bytes(candidate.files()["model"]),
+        meta = candidate.metadata()
+        files = {MODEL_FILE: candidate.model_bytes(),
                  EVALUATION_FILE: st.read_bytes(evaluated.record()), REPORT_FILE: st.read_bytes(evaluated.report())}
-        deployment.publish(registry.Registry(self.store), decision, files,
+        deployment.publish(model_registry(self.store), decision, files,
                            {**meta, "as_of": decision["date"], "metrics": record["challenger"],
                             "gate": record["decision"], "candidate_model": candidate.directory()}, seen)

@@ -10,6 +10,7 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import luigi
 import luigi.interface
@@ -140,14 +141,28 @@ def _rows(task) -> int | None:
         return None
 
 
-def scheduler_address() -> tuple[str, int]:
-    """luigid's host and port as luigi's own [core] settings give them."""
+def _core():
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # luigi warns about [core] options its Config class does not declare
-        core = luigi.interface.core()
-    return core.scheduler_host, int(core.scheduler_port)
+        return luigi.interface.core()
+
+
+def scheduler_url() -> str:
+    """The URL luigi's workers send their requests to, as luigi.interface makes it: [core]
+    default-scheduler-url, else http://{default-scheduler-host}:{default-scheduler-port}/."""
+    core = _core()
+    return core.scheduler_url or f"http://{core.scheduler_host}:{int(core.scheduler_port)}/"
+
+
+def scheduler_address() -> tuple[str, int]:
+    """luigid's host and port as luigi's own [core] settings give them (default-scheduler-url's when set)."""
+    url = urllib.parse.urlsplit(scheduler_url())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        core = _core()
+        return core.scheduler_host, int(core.scheduler_port)
+    return url.hostname, url.port or (443 if url.scheme == "https" else 80)
 
 
 def scheduler_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
@@ -156,6 +171,70 @@ def scheduler_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def netrc_path() -> str | None:
+    """The netrc file requests (luigi's client of luigid) reads credentials from: $NETRC, else
+    ~/.netrc or ~/_netrc when there is one (requests.utils.get_netrc_auth's lookup)."""
+    if "NETRC" in os.environ:
+        return os.path.expanduser(os.environ["NETRC"])
+    found = [p for p in (os.path.expanduser(f"~/{n}") for n in (".netrc", "_netrc")) if os.path.exists(p)]
+    return found[0] if found else None
+
+
+def scheduler_auth_problem(timeout: float = 5.0) -> str | None:
+    """Why the central scheduler would refuse this run's requests, in one line naming its address and
+    the setting to fix; None when it accepts them (or does not answer HTTP: the run finds out).
+    First, [scheduler_auth] netrc (when set) becomes $NETRC of this process and of the workers it
+    forks, where requests finds it; a netrc file holding the scheduler's password that others can
+    read is refused, since requests itself does not check."""
+    import netrc
+
+    import luigi.rpc
+    import requests
+
+    from tasks.config import SchedulerAuthConfig
+
+    url = scheduler_url()
+    host, port = scheduler_address()
+    where = f"the central scheduler (luigid) at {host}:{port}"
+    if urllib.parse.urlsplit(url).password is not None:
+        return (f"{where}: [core] default-scheduler-url holds a password, which luigi writes to its log: remove "
+                "the credentials from the URL and put them in a netrc file named by [scheduler_auth] netrc "
+                "(docs/security.md)")
+    configured = SchedulerAuthConfig().netrc
+    if configured:
+        os.environ["NETRC"] = os.path.expanduser(configured)
+    path = netrc_path()
+    setting = "[scheduler_auth] netrc" if configured else "$NETRC" if "NETRC" in os.environ else "~/.netrc"
+    auth = None
+    if path is not None and os.path.isfile(path):
+        try:
+            auth = requests.utils.get_netrc_auth(url, raise_errors=True)
+        except netrc.NetrcParseError as exc:  # its message can quote a token of the file: name the line only
+            return f"{where}: the netrc file {path} ({setting}) is not valid netrc at line {exc.lineno}"
+        except OSError as exc:
+            return f"{where}: cannot read the netrc file {path} ({setting}): {exc.strerror}"
+        info = os.stat(path)
+        if auth is not None and (info.st_mode & 0o077 or info.st_uid != os.getuid()):
+            return (f"{where}: the netrc file {path} ({setting}) holds its password but is not private to you "
+                    f"(mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): `chmod 600 {path}` as its owner")
+    try:
+        code = requests.get(url, timeout=timeout, allow_redirects=False).status_code
+    except requests.RequestException:
+        return None
+    if code not in (401, 403):
+        return None
+    if not luigi.rpc.HAS_REQUESTS:
+        return f"{where} asks for credentials (HTTP {code}), which luigi sends only with `requests` installed"
+    if auth is None:
+        named = ("" if path is None else f"; {path} ({setting}) does not exist" if not os.path.isfile(path)
+                 else f"; {path} ({setting}) has none for {host}")
+        return (f"{where} asks for credentials (HTTP {code}){named}: put `machine {host} login NAME password "
+                f"...` in a netrc file (chmod 600) named by [scheduler_auth] netrc in luigi.cfg or by $NETRC "
+                "(docs/security.md)")
+    return (f"{where} refused the credentials of user {auth[0]} from {path} ({setting}) (HTTP {code}): check "
+            f"them (`scripts/luigid.sh add-user {auth[0]}` on the scheduler's host sets the password)")
 
 
 # ---- plan and invalidate ---------------------------------------------------------------------

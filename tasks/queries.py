@@ -13,7 +13,7 @@ from pipeline import storage as st
 from pipeline.estimators import FAMILIES
 from pipeline.layout import EVALUATION_FILE, MODEL_FILE, REPORT_FILE
 from pipeline.partitions import read_frames
-from tasks.config import current_dataset, get_storage
+from tasks.config import current_dataset, get_storage, model_registry
 from tasks.features import FeaturePartition
 from tasks.model import CandidateModel, Deployment, ModelEvaluation, live_version
 from tasks.serving import ModelMonitoring, Predictions
@@ -65,7 +65,7 @@ def day_summary(date: dt.date) -> dict:
         "storage_root": store.root,
         "decision": {"path": decided.data().path, "action": decision["action"]},
         "production": {"version": version,
-                       "model": store.file(registry.Registry(store).version_dir(version), MODEL_FILE).path}
+                       "model": store.file(model_registry(store).version_dir(version), MODEL_FILE).path}
         if version else None,
         "report": store.file(evaluated.directory(), REPORT_FILE).path,
         "evaluation": st.read_json(evaluated.record()),
@@ -90,7 +90,7 @@ def which(date: dt.date) -> dict:
 
 def model_versions() -> list[dict]:
     """Each published version: its manifest, the dates it served and whether it is in production."""
-    reg = registry.Registry(get_storage())
+    reg = model_registry()
     alias = reg.alias()
     served: dict[str, list[str]] = {}
     for period in registry.live_periods(reg.history()):
@@ -102,7 +102,7 @@ def model_versions() -> list[dict]:
 
 def model_details(version: str) -> dict:
     """A version ('production': the live one) with its manifest, file checks and live periods."""
-    reg = registry.Registry(get_storage())
+    reg = model_registry()
     if version == "production":
         alias = reg.alias()
         if not alias:
@@ -113,14 +113,14 @@ def model_details(version: str) -> dict:
     except registry.RegistryError as exc:
         raise QueryError(str(exc)) from None
     return {"version": version, "directory": reg.version_dir(version), "manifest": manifest,
-            "checks": reg.verify(version),
+            "checks": reg.verify(version), "signature": reg.signature(version),
             "periods": [p for p in registry.live_periods(reg.history()) if p["version"] == version]}
 
 
 def monitoring_days(start: dt.date, end: dt.date) -> dict:
     """What the monitoring page shows: each monitored day's record, the days without one, every
     alias move, and the model in production with its manifest and evaluation."""
-    reg = registry.Registry(get_storage())
+    reg = model_registry()
     days, missing = [], []
     for day in days_between(start, end):
         monitored = ModelMonitoring(date=day)

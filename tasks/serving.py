@@ -1,14 +1,14 @@
 """Batch scoring with the model in production, and monitoring of those predictions."""
 from __future__ import annotations
 
-from pipeline import monitoring, registry, scoring
+from pipeline import monitoring, scoring
 from pipeline import storage as st
 from pipeline.dataset import DAY_COLUMN
 from pipeline.estimators import feature_matrix
 from pipeline.layout import MONITORING_FILE, PART_FILE
 from pipeline.partitions import read_frame
 from tasks.base import DailyTask, Lineage, Sealed, significant_params
-from tasks.config import MonitorConfig, current_dataset
+from tasks.config import MonitorConfig, current_dataset, model_registry
 from tasks.features import FeaturePartition
 from tasks.model import Deployment, load_live, with_production
 from tasks.threads import limit_threads
@@ -69,7 +69,7 @@ class ModelMonitoring(Lineage, Sealed, DailyTask):
             return
         data, m = current_dataset(), MonitorConfig()
         features = read_frame(req["features"].data(), data.features + [data.target.name])
-        manifest = registry.Registry(self.store).manifest(versions[0])
+        manifest = model_registry(self.store).manifest(versions[0])
         result = monitoring.monitor_day(
             predictions["score"].to_numpy(float), features[data.target.name].to_numpy(float),
             feature_matrix(features, data.numeric_features, data.categorical_features),

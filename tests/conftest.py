@@ -18,6 +18,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["TMPDIR"] = _worker_tmp
     tempfile.tempdir = None  # read TMPDIR again
 
+# Models are signed (pipeline.signing): the tests' pipelines share one fixed key through the
+# environment, as a deployment's workers would, instead of making one in ~/.config.
+TEST_SIGNING_KEY = "mlpipe-tests-signing-key-0123456789abcdef"
+os.environ.setdefault("MLPIPE_SIGNING_KEY", TEST_SIGNING_KEY)
+
 import luigi
 import luigi.configuration
 import pytest

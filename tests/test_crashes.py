@@ -34,10 +34,12 @@ import pandas as pd
 import pyarrow
 import pytest
 
-from pipeline.layout import DATASET_MARKER, DECISION_FILE, LEASE_FILE, SUCCESS
+from pipeline import signing
+from pipeline.layout import DATASET_MARKER, DECISION_FILE, LEASE_FILE, SIGNATURE_SUFFIX, SUCCESS
 from pipeline.storage import TEMP_MARK, file_info, is_temp
 from tests.faults import read_log
 from tests.luigid_server import LuigidServer
+from tests.pipeline.builders import TEST_KEYS
 from tests.test_commands import BIN, OVERLAY, PROJECT
 
 FAULT_SITE = PROJECT / "tests" / "fault_site"
@@ -180,7 +182,22 @@ def content(path: Path, root: Path):
     if name == SUCCESS:
         return sealed(path)
     data = path.read_bytes()
+    if name.endswith(SIGNATURE_SUFFIX):
+        return signature(path, data)
     return comparable(json.loads(data), str(root)) if name.endswith(".json") else data
+
+
+def signature(path: Path, data: bytes) -> dict:
+    """A signature as outputs() compares it: its key and signer, and whether it is valid for the
+    record beside it (the HMAC itself covers that record's UNCOMPARED fields)."""
+    record = json.loads(data)
+    signed = path.with_name(final_name(path.name)[:-len(SIGNATURE_SUFFIX)])
+    try:
+        signing.check(signed.read_bytes(), data, TEST_KEYS, str(signed))
+        valid = True
+    except (signing.SignatureError, FileNotFoundError):
+        valid = False
+    return {"key_id": record["key_id"], "signed_by": record["signed_by"], "valid": valid}
 
 
 def sealed(flag: Path) -> dict[str, str]:
@@ -516,7 +533,7 @@ def test_luigid_restarted_mid_run_the_run_stops_or_goes_on_and_reruns_complete_i
         assert "was not granted run permission by the scheduler" in crash.output
         assert "mlpipe: 2013-01-06 finished with exit code 25 (not_run)" in crash.output
         candidate = [p for p in crash.written if p.startswith("models/candidates/")]
-        assert [p.rsplit("/", 1)[1] for p in candidate] == ["model.skops", "metadata.json", "_SUCCESS"]
+        assert [p.rsplit("/", 1)[1] for p in candidate] == ["model.skops", "metadata.json", "metadata.json.sig", "_SUCCESS"]
         assert not [p for p in crash.written if p.startswith(("evaluations/", "deployments/", "registry/"))]
         assert differences(outputs(pipeline.root), expected) == []
 

@@ -10,16 +10,29 @@ import sys
 
 import luigi.retcodes
 
-from pipeline import lease
+from pipeline import identifiers, lease
 from pipeline.storage_errors import StorageError
 from tasks.config import LeaseConfig, get_storage
 
 
 def date_arg(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+        return identifiers.check_date(text)
+    except identifiers.IdentifierError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def version_arg(text: str) -> str:
+    """A model version id (pipeline.identifiers.check_version), refused by argparse otherwise."""
+    try:
+        return identifiers.check_version(text)
+    except identifiers.IdentifierError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def version_or_production_arg(text: str) -> str:
+    """A model version id, or 'production' for the live one."""
+    return text if text == "production" else version_arg(text)
 
 
 def range_command(sub, name: str, help: str) -> argparse.ArgumentParser:

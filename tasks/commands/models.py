@@ -1,4 +1,4 @@
-"""`mlpipe models list|show|promote|rollback|which`: the model registry from the command line."""
+"""`mlpipe models list|show|promote|rollback|sign|which`: the model registry from the command line."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 from pipeline import registry
 from pipeline.metrics import HEADLINE_METRIC
 from tasks import queries
-from tasks.commands.common import date_arg, fail, leased
-from tasks.config import current_dataset, get_storage
+from tasks.commands.common import date_arg, fail, leased, version_arg, version_or_production_arg
+from tasks.config import current_dataset, get_storage, model_registry
 from tasks.model import move_production
 
 
@@ -19,7 +19,7 @@ def _metric(metrics: dict | None, name: str) -> str:
 def cmd_models_list(args) -> int:
     versions = queries.model_versions()
     if not versions:
-        print(f"no published model versions under {registry.Registry(get_storage()).base}")
+        print(f"no published model versions under {model_registry().base}")
         return 0
     metric = HEADLINE_METRIC[current_dataset().problem]
     print(f"{'version':<24}{'as of':<12}{'rows trained':>13}{'holdout ' + metric:>17}  served (dates)")
@@ -36,7 +36,7 @@ def cmd_models_show(args) -> int:
         found = queries.model_details(args.version)
     except queries.QueryError as exc:
         return fail(str(exc))
-    manifest, checks = found["manifest"], found["checks"]
+    manifest, checks, signature = found["manifest"], found["checks"], found["signature"]
     if args.json:
         print(json.dumps(manifest, indent=2, sort_keys=True))
         return 0
@@ -57,11 +57,34 @@ def cmd_models_show(args) -> int:
     print(f"code:             {json.dumps(manifest.get('code_version'))}")
     print(f"libraries:        {json.dumps(manifest.get('library_versions'))}")
     print("files:            " + ", ".join(f"{name} {state}" for name, state in checks.items()))
+    print(f"signature:        {describe_signature(signature, found['version'])}")
     for period in found["periods"]:
         print(f"{period['kind']:<17} serving {period['from']}..{period['to'] or 'now'}"
               f"{'' if period['served'] else ' (replaced the same day: never served)'}; by {period['moved_by']}: "
               f"{period['reason']}")
-    return 0 if all(state == "ok" for state in checks.values()) else 1
+    return 0 if all(state == "ok" for state in checks.values()) and signature["valid"] else 1
+
+
+def describe_signature(state: dict, version: str) -> str:
+    if not state["signed"]:
+        return f"NOT SIGNED: it will not load; check it, then `mlpipe models sign {version}`"
+    by = state.get("signed_by") or {}
+    when = f" by {by.get('os_user')} on {by.get('host')}" if by.get("os_user") else ""
+    if state["valid"]:
+        return f"ok, signed by key {state['key_id']}{when}"
+    return f"INVALID ({state['problem']}); signed by key {state['key_id']}{when}"
+
+
+@leased("manual_wait")
+def cmd_models_sign(args) -> int:
+    reg = model_registry()
+    for version in args.versions:
+        try:
+            signed = reg.sign(version)
+        except registry.RegistryError as exc:
+            return fail(str(exc))
+        print(f"{version}: {'signed' if signed else 'already signed'} by key {reg.signature(version)['key_id']}")
+    return 0
 
 
 def _move(kind: str, version: str, reason: str) -> int:
@@ -70,7 +93,7 @@ def _move(kind: str, version: str, reason: str) -> int:
     except registry.RegistryError as exc:
         return fail(str(exc))
     print(f"production is now {record['version']} (was {record['previous_version']}), {kind.replace('_', ' ')} by "
-          f"{record['moved_by']}: {reason}\nit serves the dates after {record['as_of']}: the next nightly run "
+          f"{registry.mover(record)}: {reason}\nit serves the dates after {record['as_of']}: the next nightly run "
           f"scores with it and compares its challenger with it")
     return 0
 
@@ -83,7 +106,7 @@ def cmd_models_promote(args) -> int:
 @leased("manual_wait")
 def cmd_models_rollback(args) -> int:
     try:
-        version = args.to or registry.Registry(get_storage()).rollback_target()
+        version = args.to or model_registry().rollback_target()
     except registry.RegistryError as exc:
         return fail(str(exc))
     return _move("rolled_back", version, args.reason)
@@ -108,17 +131,22 @@ def add_parsers(sub) -> None:
     p = msub.add_parser("list", help="published versions, their holdout metric and the dates each served")
     p.set_defaults(func=cmd_models_list)
     p = msub.add_parser("show", help="a version's manifest, file checks and live periods")
-    p.add_argument("version", help="a version id, or 'production' for the live one")
+    p.add_argument("version", type=version_or_production_arg, help="a version id, or 'production' for the live one")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     p.set_defaults(func=cmd_models_show)
     p = msub.add_parser("promote", help="put a published version in production from the next nightly run on")
-    p.add_argument("version")
+    p.add_argument("version", type=version_arg)
     p.add_argument("--reason", required=True, help="why (kept in the alias history)")
     p.set_defaults(func=cmd_models_promote)
     p = msub.add_parser("rollback", help="go back to the previous production version (or --to VERSION)")
-    p.add_argument("--to", metavar="VERSION", help="the version to go back to (default: the one live before)")
+    p.add_argument("--to", metavar="VERSION", type=version_arg,
+                   help="the version to go back to (default: the one live before)")
     p.add_argument("--reason", required=True, help="why (kept in the alias history)")
     p.set_defaults(func=cmd_models_rollback)
+    p = msub.add_parser("sign", help="sign a version published before versions were signed, after checking its "
+                                     "files against its manifest")
+    p.add_argument("versions", nargs="+", metavar="VERSION", type=version_arg)
+    p.set_defaults(func=cmd_models_sign)
     p = msub.add_parser("which", help="which model version scored (or will score) a date")
     p.add_argument("--date", type=date_arg, required=True)
     p.set_defaults(func=cmd_models_which)

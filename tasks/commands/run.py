@@ -134,6 +134,10 @@ def _run_luigi(task_args: list[str], args, models: bool = True) -> int:
                   "`scripts/luigid.sh start`, point [core] default-scheduler-host/-port in luigi.cfg at it, "
                   "or run without --central to use a local scheduler", file=sys.stderr)
             return ops.SCHEDULER_UNREACHABLE
+        problem = ops.scheduler_auth_problem()  # before luigi, which would retry a 401 3 x 30 s
+        if problem:
+            print(f"mlpipe: {problem}", file=sys.stderr)
+            return ops.SCHEDULER_UNREACHABLE
     try:
         run_with_retcodes(argv)
         code = 0

@@ -9,12 +9,16 @@ import pandas as pd
 
 from pipeline import estimators as es
 from pipeline import sampling as sp
+from pipeline import signing
 from pipeline import training as tr
+from tests.conftest import TEST_SIGNING_KEY
 
 NUMERIC = ["x", "noise"]
 CATEGORICAL = ["c"]
 HP = es.Hyperparameters(max_iter=30, min_samples_leaf=20)
 D = dt.date
+# The key the tests' registries sign with: the one their pipelines get from $MLPIPE_SIGNING_KEY.
+TEST_KEYS = signing.Keyring(signing.key_from_text(TEST_SIGNING_KEY, "the tests' key"))
 
 
 def synthetic(n: int, seed: int = 0) -> pd.DataFrame:

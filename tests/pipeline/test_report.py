@@ -8,7 +8,7 @@ from pipeline import report
 def evaluation(**overrides) -> dict:
     record = {
         "challenger_id": "cand<1>",
-        "production_version": "20130109-lin",
+        "production_version": "20130109-abc",
         "holdout_days": ["2013-01-08", "2013-01-09"],
         "challenger": {"roc_auc": 0.712345, "average_precision": 0.4, "log_loss": 0.5, "brier": 0.2,
                        "rows": 1234, "positive_rate": 0.25},
@@ -35,7 +35,7 @@ def test_html_contains_metrics_verdict_and_context():
     assert "<tr><td>rows</td><td>1234</td><td>1234</td></tr>" in html
     assert '<h2 class="blessed">Gate: BLESSED</h2>' in html
     assert "<li>roc_auc 0.7123 clears the floor &gt;= 0.6</li>" in html
-    assert "2013-01-08, 2013-01-09" in html and "20130109-lin" in html and "1234 holdout" in html
+    assert "2013-01-08, 2013-01-09" in html and "20130109-abc" in html and "1234 holdout" in html
     assert re.search(r'<img [^>]*src="data:image/png;base64,AAAA">', html)
 
 

@@ -36,11 +36,11 @@ def features():
 def test_scores_every_row_with_keys_and_model_version(features):
     before = features.copy(deep=True)
     model = HalfOfX()
-    out = score_partition(model, features, NUMERIC, CATEGORICAL, KEYS, "20130109-lin", "binary")
+    out = score_partition(model, features, NUMERIC, CATEGORICAL, KEYS, "20130109-abc", "binary")
     assert list(out.columns) == KEYS + ["score", "model_version"]
     pd.testing.assert_frame_equal(out[KEYS], features[KEYS])
     np.testing.assert_allclose(out["score"], [0.1, 0.5, 0.25])
-    assert out["model_version"].tolist() == ["20130109-lin"] * 3
+    assert out["model_version"].tolist() == ["20130109-abc"] * 3
     assert model.seen_columns == ["c", "x"]  # only the model's inputs, never the target
     pd.testing.assert_frame_equal(features, before)
 

@@ -14,7 +14,7 @@ from pipeline import storage as st
 from pipeline.artifact import ModelIntegrityError
 from tasks import Deployment, ModelEvaluation, ModelMonitoring, Predictions
 from tasks.cli import main
-from tasks.config import get_storage
+from tasks.config import get_storage, model_registry
 from tests.conftest import SMALL
 from tests.test_report_browser import _dashboard_problems, _require_chromium, _shot
 
@@ -32,7 +32,7 @@ def test_alerts_rollback_report_and_tampering(small_pipeline, luigi_config, tmp_
     assert summary["exit_class"] == "monitoring_alert" and summary["exit_code"] == 50
     assert any(a.startswith("realized ROC AUC") and a.endswith("< 0.99") for a in summary["alerts"])
 
-    reg = rg.Registry(get_storage())
+    reg = model_registry()
     decisions = {d: st.read_json(Deployment(date=D(2013, 1, d)).data()) for d in (5, 6, 7)}
     versions = [decisions[d]["production_version"] for d in (5, 6, 7)]
     assert reg.versions() == versions and all(decisions[d]["blessed"] for d in (5, 6, 7))
@@ -139,4 +139,4 @@ def test_deployment_refuses_a_decision_when_production_was_moved_by_hand_after_i
                                                r"--stage evaluation --start 2013-01-07 --end 2013-01-07 --yes"):
         decision.run()
     assert not decision.output().exists()
-    assert rg.Registry(get_storage()).alias()["version"] == earlier  # the rollback stands
+    assert model_registry().alias()["version"] == earlier  # the rollback stands

@@ -14,7 +14,7 @@ from pipeline import storage as st
 from pipeline.flights.landing import landing_file
 from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
                    ModelMonitoring, NightlyPipeline, Predictions, RawPartition)
-from tasks.config import get_storage
+from tasks.config import get_storage, model_registry
 from tests.landing import deliver
 
 D = dt.date
@@ -157,10 +157,9 @@ def _decisions(days):
 
 
 def _alias_history():
-    from pipeline.registry import Registry
 
     return [{k: r[k] for k in ("version", "as_of", "kind", "reason", "previous_version")}
-            for r in Registry(get_storage()).history()]
+            for r in model_registry().history()]
 
 
 def test_backfill_from_scratch_reproduces_the_production_history(small_pipeline, monkeypatch, tmp_path):

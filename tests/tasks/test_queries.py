@@ -7,10 +7,9 @@ import luigi
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from pipeline import registry as rg
 from pipeline import storage as st
 from tasks import Deployment, FeaturePartition, NightlyPipeline, Predictions, queries
-from tasks.config import get_storage
+from tasks.config import get_storage, model_registry
 from tests.conftest import SMALL, ConfigOverrides
 
 D = dt.date
@@ -77,6 +76,6 @@ def test_model_versions_list_each_published_version_and_the_live_one(night):
     details = queries.model_details("production")
     assert details["version"] == night[D(2013, 1, 6)]["production_version"]
     assert set(details["checks"].values()) == {"ok"}
-    assert details["manifest"] == rg.Registry(get_storage()).manifest(details["version"])
-    with pytest.raises(queries.QueryError, match=r"model version nope is not published"):
-        queries.model_details("nope")
+    assert details["manifest"] == model_registry().manifest(details["version"])
+    with pytest.raises(queries.QueryError, match=r"model version 20130101-f is not published"):
+        queries.model_details("20130101-f")
