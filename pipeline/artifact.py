@@ -71,6 +71,11 @@ def _canonical_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+class ModelIntegrityError(RuntimeError):
+    """A model file does not match the sha256 recorded when it was written, names a type outside
+    the allow-list, or was saved by other library versions under the 'refuse' policy."""
+
+
 # The libraries whose versions decide how a saved model loads and predicts: a model saved by other
 # versions than the loader's is handled by the [signing] library_mismatch policy.
 CHECKED_LIBRARIES = ("scikit-learn", "skops", "numpy")
@@ -104,11 +109,6 @@ def check_libraries(recorded: dict, current: dict, policy: str, source: str) -> 
         raise ModelIntegrityError(f"{message}: refusing to load it ([signing] library_mismatch = refuse). Retrain "
                                   "it with these libraries, or install the ones it was saved with")
     return [f"{message}; loading it anyway ([signing] library_mismatch = warn): its predictions may differ"]
-
-
-class ModelIntegrityError(RuntimeError):
-    """A model file does not match the sha256 recorded when it was written, or names a type
-    outside the allow-list."""
 
 
 def check_sha256(data: bytes, expected_sha256: str, source: str) -> None:

@@ -118,16 +118,19 @@ class Registry:
 
     def manifest(self, version: str) -> dict:
         """The manifest as stored, for listing; trusted_manifest before acting on it."""
+        return st.read_json(self._manifest_target(version))
+
+    def _manifest_target(self, version: str):
+        """The manifest of a published version (RegistryError when the version is not published)."""
         if not self.is_published(version):
             raise RegistryError(f"model version {version} is not published in {self.base} "
                                 "(no _SUCCESS flag); `mlpipe models list` shows the published ones")
-        return st.read_json(self.storage.file(self.version_dir(version), MANIFEST_FILE))
+        return self.storage.file(self.version_dir(version), MANIFEST_FILE)
 
     def trusted_manifest(self, version: str) -> dict:
         """The manifest once its signature is valid under an accepted key and it names this
         version; RegistryError naming the version and what failed otherwise."""
-        self.manifest(version)  # raises when not published
-        target = self.storage.file(self.version_dir(version), MANIFEST_FILE)
+        target = self._manifest_target(version)
         try:
             manifest = read_signed(target, self._keys())
         except signing.SignatureError as exc:
@@ -330,7 +333,7 @@ def write_signed(target, record: dict, keys: signing.Keyring, data: bytes | None
     if data is None:
         data = json_bytes(record)
         written[target] = st.write_bytes(target, data)
-    sig = st.file_beside(target, layout.signature_file(target.path.rsplit("/", 1)[-1]))
+    sig = _signature_target(target)
     written[sig] = st.write_bytes(sig, signing.sign(data, keys.signing, signer()))
     return written
 
@@ -342,9 +345,14 @@ def read_signed(target, keys: signing.Keyring) -> dict:
     return json.loads(data)
 
 
+def _signature_target(target):
+    """The signature beside the signed record `target`."""
+    return st.file_beside(target, layout.signature_file(target.path.rsplit("/", 1)[-1]))
+
+
 def _signature_bytes(target) -> bytes | None:
     try:
-        return st.read_bytes(st.file_beside(target, layout.signature_file(target.path.rsplit("/", 1)[-1])))
+        return st.read_bytes(_signature_target(target))
     except FileNotFoundError:
         return None
 

@@ -220,18 +220,15 @@ def keyring() -> signing.Keyring:
 
 @functools.lru_cache(maxsize=4)
 def _keyring(secret: str, key_file: str, accepted: tuple[str, ...], root: str) -> signing.Keyring:
-    for path in (key_file, *accepted):
-        if path:
-            signing.check_outside(os.path.expanduser(path), root)
+    key_file, accepted = os.path.expanduser(key_file) if key_file else "", [os.path.expanduser(p) for p in accepted]
+    default = "" if secret or key_file else signing.default_key_file()  # made on first use
+    for path in filter(None, (key_file, default, *accepted)):
+        signing.check_outside(path, root)
     if secret:
         key = signing.key_from_text(secret, f"${SIGNING_KEY_ENV}")
-    elif key_file:
-        key = signing.read_key_file(os.path.expanduser(key_file))
     else:
-        path = signing.default_key_file()
-        signing.check_outside(path, root)
-        key = signing.create_key_file(path)
-    return signing.Keyring(key, tuple(signing.read_key_file(os.path.expanduser(p)) for p in accepted))
+        key = signing.read_key_file(key_file) if key_file else signing.create_key_file(default)
+    return signing.Keyring(key, tuple(signing.read_key_file(p) for p in accepted))
 
 
 def model_registry(store: Storage | None = None) -> registry.Registry:

@@ -90,11 +90,11 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
         """The training metadata, once its signature by an accepted key is checked."""
         return registry.read_signed(self.files()["metadata"], keyring())
 
-    def model_bytes(self) -> bytes:
-        """The model file, checked against the sha256 in the signed metadata."""
+    def model_bytes(self, meta: dict) -> bytes:
+        """The model file, checked against the sha256 in its signed metadata `meta` (metadata())."""
         model_file = self.files()["model"]
         data = st.read_bytes(model_file)
-        check_sha256(data, self.metadata()["model_sha256"], model_file.path)
+        check_sha256(data, meta["model_sha256"], model_file.path)
         return data
 
     def load(self):
@@ -244,7 +244,7 @@ class Deployment(FollowsProduction, Sealed, DailyTask):
         and move the alias, if it is still as `seen`."""
         candidate = evaluated.requires()["candidate"]
         meta = candidate.metadata()
-        files = {MODEL_FILE: candidate.model_bytes(),
+        files = {MODEL_FILE: candidate.model_bytes(meta),
                  EVALUATION_FILE: st.read_bytes(evaluated.record()), REPORT_FILE: st.read_bytes(evaluated.report())}
         deployment.publish(model_registry(self.store), decision, files,
                            {**meta, "as_of": decision["date"], "metrics": record["challenger"],

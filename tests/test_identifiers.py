@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ from pipeline import identifiers, layout, signing
 from pipeline import storage as st
 from pipeline.hashing import json_bytes, sha256_bytes
 from tasks.cli import main
+from tests.pipeline.test_identifiers import rides_copy
 from tests.test_commands import BIN, env, run  # noqa: F401 - env is a fixture
 
-DATASETS = Path(__file__).resolve().parent / "datasets"
 
 # Path traversal, absolute paths, separators, nothing, a NUL byte, a very long value, unicode
 # lookalikes (Cyrillic, fullwidth, a non-ASCII hyphen).
@@ -137,12 +136,7 @@ def rides_with(tmp_path: Path, old: str, new: str) -> Path:
     """tests/datasets/rides.toml with its feature module, copied to tmp_path/desc, `old` replaced by `new`."""
     folder = tmp_path / "desc"
     folder.mkdir()
-    shutil.copy(DATASETS / "rides_features.py", folder / "rides_features.py")
-    text = (DATASETS / "rides.toml").read_text()
-    assert old in text
-    path = folder / "rides.toml"
-    path.write_text(text.replace(old, new))
-    return path
+    return rides_copy(folder, old, new)
 
 
 def with_table_name(tmp_path: Path, name: str) -> Path:
