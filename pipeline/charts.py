@@ -23,19 +23,45 @@ EVENT_STYLES = {
     "rolled_back": {"color": "#d62728", "linestyle": ":", "linewidth": 2.6, "label": "rolled back"},
 }
 _OTHER_EVENT = {"color": "#7f7f7f", "linestyle": "-.", "linewidth": 1.6}
-VERSION_COLORS = ["#8fb8de", "#f4b183", "#a9d18e", "#c9a0dc", "#ffd966", "#9dc3c1", "#e6a0a0",
-                  "#b4b4d8", "#d9c7a0", "#a0d0e6"]
+# The series colours of both pages, in the order charts use them: the first model (the challenger,
+# the daily headline metric), the second (production, the observed level), then the mean prediction.
+PALETTE = ("#1f3b73", "#e07b00", "#7a4fb5", "#2a9d3f", "#c0392b", "#17becf")
+MODEL_COLORS = {"challenger": PALETTE[0], "production": PALETTE[1]}
+# Model versions, in order of first appearance: tab20's light then dark hues and tab20b's, without
+# greys (which mean "no record" and "no model"); version_palette makes more when a page has more.
+VERSION_COLORS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
+                  "#9edae5", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#bcbd22", "#17becf", "#393b79", "#637939", "#7b4173", "#6b6ecf", "#b5cf6b", "#e7ba52",
+                  "#d6616b")
+# How far apart (color_distance) the colours version_palette adds beyond VERSION_COLORS are at least,
+# while the colour wheel has room.
+MIN_VERSION_DISTANCE = 0.15
 # PSI bands below 0.4x, 1x, 2x, 4x the alert threshold and above.
 PSI_COLORS = ["#f3f7f0", "#fde49e", "#f9a05a", "#e0452b", "#7a0b0b"]
 IMPORTANCE_COLOR = "#3b6fb6"
 THRESHOLD_STYLE = {"color": "#c0392b", "linestyle": (0, (5, 3)), "linewidth": 1.2}
 BASELINE_STYLE = {"color": "#8a8a8a", "linestyle": (0, (5, 3)), "linewidth": 1.4}
+_REFERENCE_LINE = {"color": "#8a8a8a", "linestyle": (0, (5, 3)), "linewidth": 1.1}
 _MISSING_SPAN = {"facecolor": "#d9d9d9", "edgecolor": "#a6a6a6", "hatch": "///", "linewidth": 0}
 _NO_MODEL_SPAN = {"facecolor": "#eef1f6", "edgecolor": "none", "linewidth": 0}
 _DPI = 100
-_REPORT_DPI = 90
+# Figure sizes in inches: the full width of a page's section, and the height of a panel of two plots.
+WIDTH = 11.0
+PAIR_HEIGHT = 4.4
+# The matplotlib settings of every figure (with PALETTE as its colour cycle): fonts, text and axis
+# colours, spines, legends, the grid.
+STYLE = {
+    "font.family": "DejaVu Sans", "font.size": 9.5, "axes.titlesize": 11, "axes.titleweight": "bold",
+    "axes.titlelocation": "left", "axes.labelsize": 9.5, "axes.labelcolor": "#1d2430",
+    "text.color": "#1d2430", "axes.edgecolor": "#9aa1ab", "xtick.color": "#5b6573", "ytick.color": "#5b6573",
+    "xtick.labelsize": 8.5, "ytick.labelsize": 8.5, "axes.spines.top": False, "axes.spines.right": False,
+    "grid.color": "#e5e5e5", "grid.linewidth": 0.8, "axes.axisbelow": True,
+    "legend.frameon": False, "legend.fontsize": 8.5, "figure.facecolor": "white",
+}
 # Points drawn in the predicted-vs-actual scatter at most (a seeded sample of the rows).
 SCATTER_POINTS = 5000
+# Bins of equal row count of the calibration curve.
+CALIBRATION_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -51,7 +77,8 @@ class Performance:
     """What the performance chart draws per day of its Timeline: the headline metric (y `limits`, or
     `empty_limits` when it has no value) with per-day `steps` (values, legend label, line style); below,
     the observed level (percentages when `shares`) against the mean prediction; the days with alerts;
-    the serving versions as (version, first, last day index) runs; the alias moves as (as_of, kind)."""
+    the serving versions as (version, first, last day index) runs, in `version_colors` (by default
+    version_colors of the runs); the alias moves as (as_of, kind)."""
     metric_name: str
     metric: np.ndarray
     steps: list[tuple[np.ndarray, str, dict]]
@@ -65,6 +92,7 @@ class Performance:
     alerts: list[bool]
     versions: list[tuple[str, int, int]]
     events: list[tuple[dt.date, str]]
+    version_colors: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +112,13 @@ def _figure(figsize: tuple[float, float]) -> Iterator:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig = plt.figure(figsize=figsize)
-    try:
-        yield fig
-    finally:
-        plt.close(fig)
+    from cycler import cycler
+    with matplotlib.rc_context({**STYLE, "axes.prop_cycle": cycler(color=PALETTE)}):
+        fig = plt.figure(figsize=figsize)
+        try:
+            yield fig
+        finally:
+            plt.close(fig)
 
 
 def _png(fig, dpi: int = _DPI) -> str:
@@ -112,29 +142,73 @@ def event_style(kind: str) -> dict:
     return EVENT_STYLES.get(kind, {**_OTHER_EVENT, "label": kind or "moved"})
 
 
-def version_colors(runs: Iterable[tuple[str, int, int]]) -> dict[str, str]:
-    """The colour of each version of (version, first, last) runs, in order of first appearance."""
-    versions = dict.fromkeys(version for version, _, _ in runs)
-    return {version: VERSION_COLORS[i % len(VERSION_COLORS)] for i, version in enumerate(versions)}
+def version_palette(n: int) -> list[str]:
+    """`n` distinct colours: VERSION_COLORS, then hues around the colour wheel (golden-angle steps
+    at two lightnesses), each kept only if it is not too close to one already chosen."""
+    import colorsys
+    colors = list(VERSION_COLORS[:n])
+    step = 0
+    while len(colors) < n:
+        hue, light = (step * 0.618034) % 1.0, (0.72, 0.45, 0.6)[step % 3]
+        step += 1
+        rgb = colorsys.hls_to_rgb(hue, light, 0.6)
+        candidate = "#" + "".join(f"{round(255 * c):02x}" for c in rgb)
+        if step > 20 * n or all(color_distance(candidate, c) >= MIN_VERSION_DISTANCE for c in colors):
+            if candidate not in colors:
+                colors.append(candidate)
+    return colors
+
+
+def _rgb(color: str) -> tuple[float, ...]:
+    return tuple(int(color[i:i + 2], 16) / 255 for i in (1, 3, 5))
+
+
+def color_distance(a: str, b: str) -> float:
+    """The euclidean distance of two '#rrggbb' colours in RGB space (channels 0..1)."""
+    return math.dist(_rgb(a), _rgb(b))
+
+
+def version_colors(versions: Iterable[str]) -> dict[str, str]:
+    """A distinct colour for each of `versions`, in order of first appearance: the one mapping of a
+    page, so that a version has the same colour in every chart and table of it."""
+    unique = list(dict.fromkeys(v for v in versions if v))
+    return dict(zip(unique, version_palette(len(unique))))
+
+
+def text_color(background: str) -> str:
+    """Dark text on a light `background` ('#rrggbb'), white on a dark one."""
+    r, g, b = _rgb(background)
+    return "#222222" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff"
 
 
 def evaluation_plots(labels: np.ndarray, curves: dict[str, np.ndarray],
                      importance: dict[str, float], problem: str) -> list[str]:
+    """holdout_chart, then importance_chart if any importance is a number."""
+    images = [holdout_chart(labels, curves, problem)]
+    image = importance_chart(importance, IMPORTANCE_LABELS[check_problem(problem)])
+    return images + ([image] if image else [])
+
+
+# The x axis of a permutation-importance chart, per problem.
+IMPORTANCE_LABELS = {"binary": "drop in holdout ROC AUC when the feature is shuffled",
+                     "regression": "increase in holdout RMSE when the feature is shuffled"}
+
+
+def model_color(name: str, i: int = 0) -> str:
+    """The colour of the model called `name` (challenger, production) in every chart."""
+    return MODEL_COLORS.get(name, PALETTE[(2 + i) % len(PALETTE)])
+
+
+def holdout_chart(labels: np.ndarray, curves: dict[str, np.ndarray], problem: str) -> str:
     """For each named score array, ROC and calibration curves (binary) or predicted vs actual and
-    the residuals' histogram (regression); then a feature-importance bar chart if there is any."""
-    with _figure((10, 4.2)) as fig:
+    the residuals' histogram (regression), side by side."""
+    with _figure((WIDTH, PAIR_HEIGHT)) as fig:
         axes = fig.subplots(1, 2)
         (_binary_axes if check_problem(problem) == "binary" else _regression_axes)(axes, labels, curves)
-        images = [_png(fig, _REPORT_DPI)]
-    if importance:
-        drop = "drop in ROC AUC" if problem == "binary" else "increase in RMSE when the feature is shuffled"
-        top = sorted(importance.items(), key=lambda kv: kv[1])[-20:]
-        with _figure((8, 0.3 * len(top) + 1)) as fig:
-            ax = fig.subplots()
-            ax.barh([k for k, _ in top], [v for _, v in top])
-            ax.set(title=f"Permutation importance on the holdout ({drop})", xlabel="importance")
-            images.append(_png(fig, _REPORT_DPI))
-    return images
+        for ax in axes:
+            ax.grid(color=STYLE["grid.color"])
+        fig.tight_layout(w_pad=3)
+        return _png(fig)
 
 
 def _binary_axes(axes, labels: np.ndarray, curves: dict[str, np.ndarray]) -> None:
@@ -142,15 +216,16 @@ def _binary_axes(axes, labels: np.ndarray, curves: dict[str, np.ndarray]) -> Non
     from sklearn.metrics import roc_curve
 
     roc_ax, cal_ax = axes
-    for name, scores in curves.items():
+    for i, (name, scores) in enumerate(curves.items()):
         if len(np.unique(labels)) > 1:
             fpr, tpr, _ = roc_curve(labels, scores)
-            roc_ax.plot(fpr, tpr, label=name)
-            frac, mean = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
-            cal_ax.plot(mean, frac, marker="o", label=name)
-    roc_ax.plot([0, 1], [0, 1], ls="--", c="grey")
+            color = model_color(name, i)
+            roc_ax.plot(fpr, tpr, label=name, color=color, linewidth=1.8)
+            frac, mean = calibration_curve(labels, scores, n_bins=CALIBRATION_BINS, strategy="quantile")
+            cal_ax.plot(mean, frac, marker="o", markersize=4, label=name, color=color, linewidth=1.6)
+    roc_ax.plot([0, 1], [0, 1], label="chance", **_REFERENCE_LINE)
     roc_ax.set(title="ROC curve (holdout)", xlabel="false positive rate", ylabel="true positive rate")
-    cal_ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    cal_ax.plot([0, 1], [0, 1], label="perfectly calibrated", **_REFERENCE_LINE)
     cal_ax.set(title="Calibration (holdout)", xlabel="mean predicted probability",
                ylabel="observed rate of the positive class")
     roc_ax.legend(loc="lower right")
@@ -165,13 +240,15 @@ def _regression_axes(axes, labels: np.ndarray, curves: dict[str, np.ndarray]) ->
     labels = np.asarray(labels, dtype=float)
     pick = subsample(len(labels), SCATTER_POINTS, seed=0)
     pick = np.arange(len(labels)) if pick is None else pick
-    for name, scores in curves.items():
-        scatter_ax.scatter(labels[pick], np.asarray(scores, dtype=float)[pick], s=4, alpha=0.4, label=name)
-        residual_ax.hist(np.asarray(scores, dtype=float) - labels, bins=50, alpha=0.5, label=name)
+    for i, (name, scores) in enumerate(curves.items()):
+        color = model_color(name, i)
+        scatter_ax.scatter(labels[pick], np.asarray(scores, dtype=float)[pick], s=4, alpha=0.4, label=name,
+                           color=color)
+        residual_ax.hist(np.asarray(scores, dtype=float) - labels, bins=50, alpha=0.5, label=name, color=color)
     low, high = (float(labels.min()), float(labels.max())) if len(labels) else (0.0, 1.0)
-    scatter_ax.plot([low, high], [low, high], ls="--", c="grey")
+    scatter_ax.plot([low, high], [low, high], label="predicted = actual", **_REFERENCE_LINE)
     scatter_ax.set(title="Predicted vs actual (holdout)", xlabel="actual", ylabel="predicted")
-    residual_ax.axvline(0, ls="--", c="grey")
+    residual_ax.axvline(0, **_REFERENCE_LINE)
     residual_ax.set(title="Residuals (holdout)", xlabel="predicted - actual", ylabel="rows")
     scatter_ax.legend(loc="upper left")
     residual_ax.legend(loc="upper right")
@@ -198,7 +275,7 @@ def importance_chart(importance: dict, xlabel: str) -> str | None:
         ax.set(xlim=(min(0, min(values)) - 0.15 * span, max(0, max(values)) + 0.22 * span), xlabel=xlabel)
         ax.tick_params(axis="y", length=0, labelsize=9)
         _hide_spines(ax, "top", "right")
-        ax.grid(axis="x", color="#ececec")
+        ax.grid(axis="x", color=STYLE["grid.color"])
         ax.set_axisbelow(True)
         return _png(fig)
 
@@ -209,18 +286,19 @@ def performance_chart(timeline: Timeline, data: Performance) -> str:
     from matplotlib.patches import Patch
 
     x = _x(timeline.days)
-    with _figure((11, 6.4)) as fig:
+    with _figure((WIDTH, 6.4)) as fig:
         grid = fig.add_gridspec(3, 1, height_ratios=[3, 2.2, 0.5], hspace=0.1)
         ax_metric = fig.add_subplot(grid[0])
         ax_level, ax_ver = (fig.add_subplot(grid[i], sharex=ax_metric) for i in (1, 2))
         for ax in (ax_metric, ax_level, ax_ver):
             _shade_days(ax, x, timeline)
-            ax.grid(axis="y", color="#e5e5e5", linewidth=0.8)
+            ax.grid(axis="y")
             ax.set_axisbelow(True)
             _hide_spines(ax, "top", "right")
         dot = _marker_size(len(x))
         handles = _metric_panel(ax_metric, x, data, dot) + _level_panel(ax_level, x, data, dot)
-        _version_strip(ax_ver, x, data.versions)
+        _version_strip(ax_ver, x, data.versions,
+                       data.version_colors or version_colors(v for v, _, _ in data.versions))
         handles += _event_lines((ax_metric, ax_level, ax_ver), data.events)
         if any(timeline.missing):
             handles.append(Patch(label="no monitoring record", **_MISSING_SPAN))
@@ -235,8 +313,8 @@ def performance_chart(timeline: Timeline, data: Performance) -> str:
 
 def _metric_panel(ax, x, data: Performance, dot: float) -> list:
     name = data.metric_name
-    ax.plot(x, data.metric, color="#1f3b73", marker="o", markersize=dot, linewidth=1.8)
-    handles = [_legend_line(color="#1f3b73", marker="o", markersize=3.5, label=f"daily {name}")]
+    ax.plot(x, data.metric, color=PALETTE[0], marker="o", markersize=dot, linewidth=1.8)
+    handles = [_legend_line(color=PALETTE[0], marker="o", markersize=3.5, label=f"daily {name}")]
     for values, label, style in data.steps:
         if np.isfinite(values).any():
             _day_steps(ax, x, values, **style)
@@ -259,12 +337,12 @@ def _metric_panel(ax, x, data: Performance, dot: float) -> list:
 
 
 def _level_panel(ax, x, data: Performance, dot: float) -> list:
-    ax.plot(x, data.observed, color="#e07b00", marker="o", markersize=dot, linewidth=1.8)
-    ax.plot(x, data.predicted, color="#7a4fb5", marker="s", markersize=0.85 * dot, linewidth=1.4,
+    ax.plot(x, data.observed, color=PALETTE[1], marker="o", markersize=dot, linewidth=1.8)
+    ax.plot(x, data.predicted, color=PALETTE[2], marker="s", markersize=0.85 * dot, linewidth=1.4,
             linestyle=(0, (4, 2)))
-    handles = [_legend_line(color="#e07b00", marker="o", markersize=3.5,
+    handles = [_legend_line(color=PALETTE[1], marker="o", markersize=3.5,
                             label=_mpl_text(f"{data.observed_label} (observed)")),
-               _legend_line(color="#7a4fb5", marker="s", markersize=3, linestyle=(0, (4, 2)),
+               _legend_line(color=PALETTE[2], marker="s", markersize=3, linestyle=(0, (4, 2)),
                             label="mean prediction")]
     levels = np.concatenate([data.observed, data.predicted])
     if not np.isfinite(levels).any():
@@ -279,14 +357,13 @@ def _level_panel(ax, x, data: Performance, dot: float) -> list:
     return handles
 
 
-def _version_strip(ax, x, runs: list[tuple[str, int, int]]) -> None:
-    colors = version_colors(runs)
+def _version_strip(ax, x, runs: list[tuple[str, int, int]], colors: dict[str, str]) -> None:
     for version, first, last in runs:
         ax.broken_barh([(x[first] - 0.5, last - first + 1)], (0, 1), facecolor=colors[version],
                        edgecolor="white", linewidth=1)
         if (last - first + 1) / len(x) >= 0.16:
             ax.text((x[first] + x[last]) / 2, 0.5, _mpl_text(version), ha="center", va="center",
-                    fontsize=7.5, color="#222222")
+                    fontsize=7.5, color=text_color(colors[version]))
     ax.set(ylim=(0, 1), yticks=[])
     ax.set_ylabel("model", rotation=0, ha="right", va="center")
     ax.spines["left"].set_visible(False)
@@ -312,7 +389,7 @@ def drift_chart(timeline: Timeline, data: Drift) -> str:
     per day against its threshold."""
     heat_h = 0.3 * len(data.features) + 0.5
     x = _x(timeline.days)
-    with _figure((11, heat_h + 2.4)) as fig:
+    with _figure((WIDTH, heat_h + 2.4)) as fig:
         grid = fig.add_gridspec(2, 2, height_ratios=[heat_h, 1.9], width_ratios=[60, 1],
                                 hspace=0.12, wspace=0.02)
         ax_heat, ax_cbar = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
@@ -357,8 +434,8 @@ def _psi_heatmap(fig, ax, ax_cbar, x, timeline: Timeline, data: Drift) -> None:
 def _prediction_psi_panel(ax, x, timeline: Timeline, data: Drift) -> None:
     pred, limit = data.prediction, data.prediction_threshold
     _shade_days(ax, x, timeline)
-    ax.plot(x, pred, color="#1f3b73", marker="o", markersize=_marker_size(len(x)), linewidth=1.6)
-    handles = [_legend_line(color="#1f3b73", marker="o", markersize=3.5, label="prediction PSI")]
+    ax.plot(x, pred, color=PALETTE[0], marker="o", markersize=_marker_size(len(x)), linewidth=1.6)
+    handles = [_legend_line(color=PALETTE[0], marker="o", markersize=3.5, label="prediction PSI")]
     if np.isfinite(limit).any():
         _day_steps(ax, x, limit, **THRESHOLD_STYLE)
         handles.append(_legend_line(color=THRESHOLD_STYLE["color"], linestyle=THRESHOLD_STYLE["linestyle"],
@@ -375,7 +452,7 @@ def _prediction_psi_panel(ax, x, timeline: Timeline, data: Drift) -> None:
         top = float(np.nanmax(np.concatenate([pred, limit])))
         ax.set_ylim(0, max(0.1, top * 1.4))  # headroom for the legend
     ax.set_ylabel("prediction PSI")
-    ax.grid(axis="y", color="#e5e5e5", linewidth=0.8)
+    ax.grid(axis="y")
     _hide_spines(ax, "top", "right")
     ax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False, ncol=3)
 

@@ -33,19 +33,20 @@ def render(start: dt.date, end: dt.date, days: list[dict], events: list[dict], c
     axis = _axis_dates(start, end, days, missing_days)
     by_date = {d["date"]: d for d in days}
     missing = sorted(set(missing_days))
+    colors = _page_version_colors(axis, by_date, events)
     sections = [
         _header(start, end, generated_at, spec),
         _summary(start, end, days, events, current, missing, spec),
         _missing_section(missing),
-        _performance_section(axis, by_date, events, start, end, missing, spec),
+        _performance_section(axis, by_date, events, start, end, missing, spec, colors),
         _drift_section(axis, by_date, missing, spec),
         _model_section(current, spec),
-        _events_section(events, start, end),
-        _alerts_section(days, spec),
-        _all_days_section(days, spec),
+        _events_section(events, start, end, colors),
+        _alerts_section(days, spec, colors),
+        _all_days_section(days, spec, colors),
     ]
     title = f"Model monitoring {start.isoformat()} to {end.isoformat()}"
-    return pages.document(title, pages.CSS + _CSS, f'<main>{"".join(s for s in sections if s)}</main>')
+    return pages.document(title, pages.stylesheet() + _CSS, f'<main>{"".join(s for s in sections if s)}</main>')
 
 
 def _capitalized(text: str) -> str:
@@ -153,6 +154,22 @@ def _version_runs(axis: list[dt.date], by_date: dict) -> list[tuple[str, int, in
     return out
 
 
+def _page_version_colors(axis: list[dt.date], by_date: dict, events: list[dict]) -> dict[str, str]:
+    """The page's one colour per model version: the serving versions in order of first serving day,
+    then the versions only the alias moves name."""
+    named = [str(v) for e in events for v in (e.get("version"), e.get("previous_version")) if v]
+    return charts.version_colors([*(v for v, _, _ in _version_runs(axis, by_date)), *named])
+
+
+def _version_tag(version, colors: dict[str, str]) -> str:
+    """A version's code with its page colour as a swatch before it (a dash for none)."""
+    if not version:
+        return "<code>–</code>"
+    color = colors.get(str(version))
+    swatch = f'<span class="swatch" style="background:{color}"></span>' if color else ""
+    return f'<span class="nowrap">{swatch}<code>{esc(version)}</code></span>'
+
+
 # The kinds of alert, the first whose pattern matches the lower-cased alert, with their tag's css class.
 _ALERT_KINDS = (("feature drift", r"^feature drift", "drift"), ("prediction drift", r"^prediction drift", "pred"),
                 ("low AUC", r"auc", "auc"), ("low R2", r"\br2\b", "auc"))
@@ -178,7 +195,7 @@ def _timeline(axis: list[dt.date], by_date: dict, missing: list[str]) -> charts.
 
 
 def _performance(axis: list[dt.date], by_date: dict, events: list[dict], start: dt.date, end: dt.date,
-                 spec: dict) -> charts.Performance:
+                 spec: dict, colors: dict[str, str]) -> charts.Performance:
     records = [by_date.get(d.isoformat()) for d in axis]
 
     def series(value, key: str) -> np.ndarray:
@@ -193,7 +210,7 @@ def _performance(axis: list[dt.date], by_date: dict, events: list[dict], start: 
         observed=series(_realized, spec["observed"][1]), predicted=series(_realized, spec["predicted"][1]),
         shares=spec["shares"], level_axis=spec["level_axis"],
         alerts=[bool(r and r.get("alerts")) for r in records],
-        versions=_version_runs(axis, by_date), events=drawn)
+        versions=_version_runs(axis, by_date), events=drawn, version_colors=colors)
 
 
 def _drift(axis: list[dt.date], by_date: dict) -> charts.Drift | None:
@@ -282,39 +299,72 @@ def _missing_section(missing: list[str]) -> str:
                          f"in the charts):</p>{pages.chips(missing)}", css="notice")
 
 
-def _performance_section(axis, by_date, events, start, end, missing, spec: dict) -> str:
+def _performance_section(axis, by_date, events, start, end, missing, spec: dict, colors: dict[str, str]) -> str:
     if not by_date:
         body = pages.empty("No monitoring records in this period.")
     else:
         chart = charts.performance_chart(_timeline(axis, by_date, missing),
-                                         _performance(axis, by_date, events, start, end, spec))
-        body = pages.img(chart, spec["plot_alt"], "plot-performance") + _version_legend(axis, by_date)
-    return pages.section("performance", "Realized performance", body,
-                         f'{esc(spec["caption"], quote=False)} Vertical lines mark alias moves, drawn where '
-                         f'the new version starts serving (the day after the move).')
+                                         _performance(axis, by_date, events, start, end, spec, colors))
+        body = pages.img(chart, spec["plot_alt"], "plot-performance") + _version_legend(axis, by_date, colors)
+    return pages.section("performance", "Realized performance", body, performance_caption(axis, spec))
 
 
-def _version_legend(axis, by_date) -> str:
-    runs = _version_runs(axis, by_date)
-    if not runs:
-        return ""
-    colors = charts.version_colors(runs)
-    items = [f'<li><span class="swatch" style="background:{colors[version]}"></span>'
-             f'<code>{esc(version)}</code> {axis[first].isoformat()} &rarr; '
-             f'{axis[last].isoformat()} ({plural(last - first + 1)})</li>' for version, first, last in runs]
-    return f'<ul class="chips versions">{"".join(items)}</ul>'
+def performance_caption(axis: list[dt.date], spec: dict) -> str:
+    """What the performance chart shows, as markup."""
+    return (f'{esc(spec["caption"], quote=False)} From {axis[0].isoformat()} to {axis[-1].isoformat()}, one '
+            f'point per day. Vertical lines mark alias moves, drawn where the new version starts serving '
+            f'(the day after the move); the strip under the chart shows the version that served each day, '
+            f'in the colours listed below it.')
+
+
+def _version_legend(axis, by_date, colors: dict[str, str]) -> str:
+    """The serving versions' colours, one entry per version (its days of serving, which may be
+    several stretches), in order of first serving day."""
+    served: dict[str, list[tuple[int, int]]] = {}
+    for version, first, last in _version_runs(axis, by_date):
+        served.setdefault(version, []).append((first, last))
+    items = []
+    for version, stretches in served.items():
+        days = sum(last - first + 1 for first, last in stretches)
+        spans = ", ".join(axis[first].isoformat() if first == last else
+                          f"{axis[first].isoformat()} &rarr; {axis[last].isoformat()}" for first, last in stretches)
+        items.append(f'<li data-version="{esc(version)}" data-color="{colors[version]}">'
+                     f'{_version_tag(version, colors)} {spans} ({plural(days)})</li>')
+    return f'<ul class="versions">{"".join(items)}</ul>' if items else ""
 
 
 def _drift_section(axis, by_date, missing, spec: dict) -> str:
     data = _drift(axis, by_date) if by_date else None
-    body = (pages.img(charts.drift_chart(_timeline(axis, by_date, missing), data),
-                      "Feature PSI heatmap and prediction PSI over time", "plot-drift") if data
-            else pages.empty("No drift measurements in this period."))
-    return pages.section("drift", "Drift", body, "Population stability index of each feature per day against "
-                         "the production model's training data. Features in bold raise alerts and are listed "
-                         "first; grey ones (values constant within a day, such as a day's weather, always differ "
-                         "from a multi-day reference) are reported only. Within each group the most drifted come "
-                         f"first. Below: PSI of {spec['predictions']}.")
+    if not data:
+        return pages.section("drift", "Drift", pages.empty("No drift measurements in this period."))
+    body = pages.img(charts.drift_chart(_timeline(axis, by_date, missing), data),
+                     "Feature PSI heatmap and prediction PSI over time", "plot-drift")
+    day_level = sorted({f for r in by_date.values() for f in (r.get("day_level") or {}) if f not in data.features})
+    return pages.section("drift", "Drift", body, drift_caption(data, spec, day_level))
+
+
+def drift_caption(data: charts.Drift, spec: dict, day_level: list[str] = ()) -> str:
+    """What the drift chart shows for `data`: which features can raise alerts is what the records
+    say (their alert_features), not a property of the features' values; `day_level` are the
+    features the records judge day against days instead (their "day_level"), not drawn."""
+    n, threshold = len(data.features), f"{data.threshold:g}"
+    alerting = [f for f in data.features if f in data.alerting]
+    text = (f"Population stability index (PSI) of each of the {plural(n, 'feature')} per day against the "
+            f"training rows of the model that served the day, in bands at 0.4, 1, 2 and 4 times the alert "
+            f"threshold {threshold}.")
+    if not alerting:
+        text += " None of them is a drift alert feature of the dataset: they are reported, never alerted."
+    elif len(alerting) < n:
+        text += (f" The {len(alerting)} in bold, listed first, are the dataset's drift alert features: a PSI "
+                 f"above {threshold} raises an alert. The other {n - len(alerting)}, in grey, are reported "
+                 f"only and never alert. Within each group the most drifted come first.")
+    else:
+        text += (f" Each is a drift alert feature of the dataset: a PSI above {threshold} raises an alert. "
+                 f"The most drifted come first.")
+    if day_level:
+        text += (f" Not drawn: {plural(len(day_level), 'day-level feature')} ({', '.join(day_level)}), with one "
+                 f"value per day, which the records compare with the reference days' values instead.")
+    return esc(text, quote=False) + f" Below: PSI of {esc(spec['predictions'])} per day against its alert threshold."
 
 
 def _model_section(current: dict | None, spec: dict) -> str:
@@ -367,10 +417,10 @@ def _model_details(manifest: dict, decision: dict) -> str:
     return "".join(parts)
 
 
-def _events_section(events: list[dict], start: dt.date, end: dt.date) -> str:
+def _events_section(events: list[dict], start: dt.date, end: dt.date, colors: dict[str, str]) -> str:
     if not events:
         return pages.section("events", "Production alias moves", pages.empty("No alias moves recorded."))
-    rows, classes = [], []
+    rows, classes, reasons = [], [], []
     for event in events:
         kind = str(event.get("kind") or "")
         as_of = _date(event.get("as_of"))
@@ -381,17 +431,18 @@ def _events_section(events: list[dict], start: dt.date, end: dt.date) -> str:
             (as_of + _ONE_DAY).isoformat() if as_of else pages.DASH,
             f'<span class="kind" style="border-color:{color};color:{color}">'
             f'{esc(kind.replace("_", " ") or "moved")}</span>',
-            f'<code>{esc(event.get("version"))}</code>',
-            f'<code>{esc(event.get("previous_version") or "–")}</code>',
-            esc(event.get("reason") or ""),
-            f'{esc(event.get("moved_at") or "")}<br>by {esc(registry.mover(event))}',
+            _version_tag(event.get("version"), colors),
+            _version_tag(event.get("previous_version"), colors),
+            f'{esc(event.get("moved_at") or "")} by {esc(registry.mover(event))}',
         ])
         classes.append("" if inside else "outside")
+        reasons.append(f'<span class="reason">{esc(event["reason"])}</span>' if event.get("reason") else "")
     columns = [("as of", ""), ("serves from", ""), ("kind", ""), ("version", ""), ("previous", ""),
-               ("reason", "wrap"), ("moved", "small")]
-    return pages.section("events", "Production alias moves", pages.data_table(columns, rows, classes),
-                         "Every move of the production alias; a version moved as of a day serves from the next "
-                         "day. Moves outside the period are greyed and not drawn in the charts.")
+               ("moved", "small")]
+    return pages.section("events", "Production alias moves", pages.data_table(columns, rows, classes, reasons),
+                         "Every move of the production alias, with its reason under it; a version moved as of a "
+                         "day serves from the next day. Moves outside the period are greyed and not drawn in "
+                         "the charts.")
 
 
 def _alert_item(alert: str) -> str:
@@ -400,31 +451,32 @@ def _alert_item(alert: str) -> str:
     return f'<li><span class="tag {_ALERT_TAGS[kind]}">{esc(kind)}</span> {esc(text)}</li>'
 
 
-def _days_table(days: list[dict], columns: list[tuple], extra: list[tuple[str, str]], cells) -> str:
+def _days_table(days: list[dict], columns: list[tuple], extra: list[tuple[str, str]], cells,
+                colors: dict[str, str]) -> str:
     """A row per day: its date, model and realized `columns` (header, key, formatter), then the cells(day)
     of the `extra` columns (header, css class)."""
-    rows = [[esc(day.get("date")), f'<code>{esc(day.get("model_version") or "–")}</code>',
+    rows = [[esc(day.get("date")), _version_tag(day.get("model_version"), colors),
              *(fmt_(_realized(day, key)) for _, key, fmt_ in columns), *cells(day)] for day in days]
     return pages.data_table([("date", ""), ("model", ""), *((h, "num") for h, _, _ in columns), *extra], rows)
 
 
-def _alerts_section(days: list[dict], spec: dict) -> str:
+def _alerts_section(days: list[dict], spec: dict, colors: dict[str, str]) -> str:
     alert_days = [d for d in days if d.get("alerts")]
     if not alert_days:
         return pages.section("alerts", "Days with alerts", pages.empty("No alerts in this period.", "good"))
     table = _days_table(alert_days, spec["alert_columns"], [("alerts", "wrap")], lambda day: [
-        f'<ul class="alerts">{"".join(_alert_item(str(a)) for a in day["alerts"])}</ul>'])
+        f'<ul class="alerts">{"".join(_alert_item(str(a)) for a in day["alerts"])}</ul>'], colors)
     return pages.section("alerts", "Days with alerts", table,
                          f"{len(alert_days)} of {len(days)} monitored days raised at least one alert.")
 
 
-def _all_days_section(days: list[dict], spec: dict) -> str:
+def _all_days_section(days: list[dict], spec: dict, colors: dict[str, str]) -> str:
     if not days:
         return ""
     extra = [("rows w/ outcome", "num"), ("pred. PSI", "num"), ("max feature PSI", "num"), ("alerts", "num"),
              ("note", "wrap")]
     return ('<section id="days"><details><summary>All monitored days</summary>'
-            f'{_days_table(days, spec["day_columns"], extra, _day_cells)}</details></section>')
+            f'{_days_table(days, spec["day_columns"], extra, _day_cells, colors)}</details></section>')
 
 
 def _day_cells(day: dict) -> list[str]:
@@ -437,13 +489,12 @@ def _day_cells(day: dict) -> list[str]:
 
 # The dashboard's own look, on top of pages.CSS.
 _CSS = """
-.versions{font-size:13px;color:#444}
-.swatch{display:inline-block;width:12px;height:12px;border-radius:3px;vertical-align:-1px;margin-right:4px}
+ul.versions{list-style:none;padding:0;margin:8px 0 0;font-size:12px;color:#444;
+ display:grid;grid-template-columns:repeat(auto-fill,minmax(350px,1fr));gap:2px 16px}
 tr.outside td{color:#9aa1ab}tr.outside .kind{opacity:.6}
 .kind{border:1.5px solid;border-radius:10px;padding:0 8px;font-size:12.5px;white-space:nowrap}
 .tag{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;min-width:8.5em;text-align:center}
 .tag.drift{background:#fde7d9;color:#9c3d00}.tag.pred{background:#ece3f7;color:#5b2d91}
 .tag.auc{background:#fbdada;color:#a11}.tag.other{background:#eceff3;color:#444}
 ul.alerts{margin:0;padding-left:0;list-style:none}
-ul.reasons{margin:4px 0;padding-left:20px}
 """

@@ -12,6 +12,7 @@ import pandas as pd
 from pipeline.contracts import TableContract
 from pipeline.hooks import DatasetError, resolve
 from pipeline.readiness import ReadinessRule
+from pipeline.waiting import Freshness
 
 DAY_COLUMN = "date"  # added to every feature row and history row: the day's ISO date
 _EMPTY_DTYPES = {"int": "Int64", "float": "float64", "string": "string"}  # pipeline.ingest's types
@@ -64,6 +65,7 @@ class Dataset:
     history_summary: str | None
     input_columns: dict[str, list[str] | None] = field(default_factory=dict)
     readiness: dict[str, ReadinessRule] = field(default_factory=dict)
+    freshness: dict[str, Freshness] = field(default_factory=dict)  # tables with [tables.<name>] expected_by
 
     @property
     def problem(self) -> str:

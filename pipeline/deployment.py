@@ -53,7 +53,7 @@ def check_compared_with_live(date: dt.date, live: str | None, compared: str | No
         raise RegistryError(
             f"the production model for {date} is now {live}, but the evaluation compared the "
             f"challenger with {compared} (a promote or rollback came in between); rerun the evaluation: "
-            f"mlpipe invalidate --stage evaluation --start {date} --end {date} --yes")
+            f"mlpipe invalidate --stage evaluate --start {date} --end {date} --yes")
 
 
 def publish(registry: Registry, decision: dict, files: dict[str, bytes], manifest: dict,

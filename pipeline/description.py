@@ -15,12 +15,15 @@ from pipeline.ingest import LANDING_FORMATS
 from pipeline.metrics import PROBLEMS
 from pipeline.readiness import KEYS as READINESS_KEYS
 from pipeline.readiness import ReadinessRule, parse_rule
+from pipeline.waiting import KEYS as FRESHNESS_KEYS
+from pipeline.waiting import Freshness, parse_freshness
 
 # The column types a description may name; timestamp is text with a `format` (strptime codes).
 TYPES = ("int", "float", "string", "timestamp")
 _COLUMN_KEYS = {"type", "nullable", "min", "max", "allowed", "pattern", "max_null_fraction", "format"}
 _TABLE_KEYS = {"landing", "format", "columns", "key", "date_columns", "timestamp_column", "min_rows",
-               "max_bad_fraction", "min_fraction_of_recent", "row_checks", "feature_columns", *READINESS_KEYS}
+               "max_bad_fraction", "min_fraction_of_recent", "row_checks", "feature_columns", *READINESS_KEYS,
+               *FRESHNESS_KEYS}
 _TOP_KEYS = {"name", "description", "row_noun", "outcomes", "target", "features", "tables"}
 _TARGET_KEYS = {"table", "column", "name", "problem", "task", "threshold", "label"}
 _FEATURE_KEYS = {"function", "numeric", "categorical", "key", "drift_alert", "history_days",
@@ -129,12 +132,20 @@ class _Reader:
             numeric_features=numeric, categorical_features=categorical, drift_alert_features=drift,
             history_days=history_days, history_columns=history_columns, feature_function=function,
             history_summary=summary, input_columns=self.input_columns(tables, parsed, target, keys),
-            readiness={t: self.readiness(t, s) for t, s in tables.items()})
+            readiness={t: self.readiness(t, s) for t, s in tables.items()},
+            freshness={t: f for t, s in tables.items() if (f := self.freshness(t, s)) is not None})
 
     def readiness(self, table: str, spec: dict) -> ReadinessRule:
         """[tables.<table>] ready and the setting of its rule: when the landing file counts as delivered."""
         try:
             return parse_rule(table, spec)
+        except ValueError as exc:
+            self.fail(f"[tables.{table}] {exc}")
+
+    def freshness(self, table: str, spec: dict) -> Freshness | None:
+        """[tables.<table>] expected_by and timezone: when the table's file of a day is expected."""
+        try:
+            return parse_freshness(table, spec)
         except ValueError as exc:
             self.fail(f"[tables.{table}] {exc}")
 

@@ -48,6 +48,9 @@ def run_summary_file(stamp: str) -> str:
     return f"run-{stamp}.json"
 
 
+NIGHT_SUMMARY_FILE = "night.json"  # beside them: the summary of the date's last run that ran something
+
+
 def monitoring_report_file(start: dt.date, end: dt.date) -> str:
     return f"report_{start}_{end}.html"
 

@@ -58,12 +58,23 @@ def metrics(labels: np.ndarray, scores: np.ndarray, problem: str, baseline: floa
     return out
 
 
-def regression_metrics(labels: np.ndarray, scores: np.ndarray, baseline: float | None = None) -> dict:
+def naive_baseline(model_meta: dict) -> float | None:
+    """The one constant r2_vs_baseline measures a regression model against, in evaluation,
+    monitoring and `mlpipe quality` alike: the training target mean of the model being judged
+    (its training metadata's or registry manifest's `target_mean`), which is what a "predict the
+    mean" model trained and deployed at the same time would predict. None for a binary model."""
+    value = model_meta.get("target_mean")
+    return None if value is None else float(value)
+
+
+def regression_metrics(labels: np.ndarray, scores: np.ndarray,
+                       baseline: float | np.ndarray | None = None) -> dict:
     """MAE, RMSE and R2 of the predictions `scores`, and the same errors of the naive baseline that
-    predicts the constant `baseline` (the training rows' target mean; the mean of `labels` when
-    None) for every row: r2_vs_baseline = 1 - SSE(model) / SSE(baseline) is above 0 exactly when
-    the model beats that constant. None where undefined (no rows; R2 also with fewer than 2 rows
-    or a constant target; r2_vs_baseline when the baseline is exact)."""
+    predicts `baseline` (naive_baseline of the model that made each score: one constant, or one
+    value per row when the rows were scored by several models): r2_vs_baseline = 1 - SSE(model) /
+    SSE(baseline) is above 0 exactly when the model beats that constant. None where undefined (no
+    rows; R2 also with fewer than 2 rows or a constant target; the baseline's errors and
+    r2_vs_baseline without a baseline or when it is exact)."""
     y, p = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
     n = len(y)
     out: dict = {"rows": int(n), "target_mean": float(y.mean()) if n else None,
@@ -74,16 +85,20 @@ def regression_metrics(labels: np.ndarray, scores: np.ndarray, baseline: float |
         return out
     from sklearn.metrics import r2_score
 
-    constant = float(y.mean()) if baseline is None else float(baseline)
-    errors, baseline_errors = p - y, constant - y
-    sse, baseline_sse = float(errors @ errors), float(baseline_errors @ baseline_errors)
+    errors = p - y
+    sse = float(errors @ errors)
     out.update(mae=float(np.abs(errors).mean()), rmse=math.sqrt(sse / n),
-               r2=float(r2_score(y, p)) if np.ptp(y) > 0 else None,
-               baseline=constant, baseline_mae=float(np.abs(baseline_errors).mean()),
+               r2=float(r2_score(y, p)) if np.ptp(y) > 0 else None)
+    if baseline is None:
+        out.update(dict.fromkeys(("baseline", "baseline_mae", "baseline_rmse", "r2_vs_baseline")))
+        return out
+    constant = np.broadcast_to(np.asarray(baseline, dtype=float), y.shape)
+    baseline_errors = constant - y
+    baseline_sse = float(baseline_errors @ baseline_errors)
+    out.update(baseline=float(constant.mean()), baseline_mae=float(np.abs(baseline_errors).mean()),
                baseline_rmse=math.sqrt(baseline_sse / n),
                r2_vs_baseline=1 - sse / baseline_sse if baseline_sse > 0 else None)
     return out
-
 
 
 def permutation_importance(estimator, X, labels: np.ndarray, repeats: int, seed: int, max_rows: int,

@@ -15,11 +15,13 @@ def monitor_day(scores: np.ndarray, labels: np.ndarray, X: pd.DataFrame, referen
                 min_r2: float = 0.0) -> dict:
     """Realized metrics on the day's labelled rows, drift against the reference, and alerts.
 
-    PSI is reported for every profiled feature; only `alert_features` raise drift alerts
-    (features constant within a day, such as the day's weather, always differ from a
-    multi-day reference). The performance alert is a realized ROC AUC below `min_auc` (binary),
-    or (regression) a realized R2 against the naive `baseline` (the training target mean) below
-    `min_r2`: with the default 0, the alert says the model did worse than predicting that mean."""
+    PSI is reported for every profiled feature that varies within a day, and only `alert_features`
+    among them raise drift alerts. Day-level features (one value per day in the training rows:
+    the reference's "day_level", see drift.profile) are listed apart, judged day against the
+    reference days, and raise no alert: one day's single value has no distribution to compare.
+    The performance alert is a realized ROC AUC below `min_auc` (binary), or (regression) a
+    realized R2 against the naive `baseline` (metrics.naive_baseline of the model) below `min_r2`:
+    with the default 0, the alert says the model did worse than predicting its training mean."""
     known = ~np.isnan(labels)
     realized = metrics(labels[known], scores[known], problem, baseline) if known.any() else {}
     realized["rows_scored"] = int(len(scores))
@@ -44,14 +46,18 @@ def monitor_day(scores: np.ndarray, labels: np.ndarray, X: pd.DataFrame, referen
 
 def realized_over(frames: list[pd.DataFrame], target: str, problem: str,
                   baseline: float | None = None) -> dict:
-    """Pooled realized metrics of stored predictions joined with their outcomes (for regression,
-    `baseline` is the naive prediction, see metrics.regression_metrics).
+    """Pooled realized metrics of stored predictions joined with their outcomes. For regression
+    the naive prediction is `baseline`, or, when the frames have a `baseline` column, each row's
+    (metrics.naive_baseline of the model that scored it; see metrics.regression_metrics).
 
     Each frame holds `score` and `target` for one day; rows without a model score or an outcome
     are left out and counted."""
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["score", target])
     usable = joined["score"].notna() & joined[target].notna()
     labels = joined.loc[usable, target].to_numpy(float)
+    if "baseline" in joined.columns:
+        per_row = joined.loc[usable, "baseline"].to_numpy(float)
+        baseline = None if np.isnan(per_row).any() else per_row
     result = metrics(labels.astype(int) if problem == "binary" else labels,
                      joined.loc[usable, "score"].to_numpy(float), problem, baseline)
     result.update(days=len(frames), rows_total=int(len(joined)),

@@ -145,18 +145,30 @@ def records_table(records: list) -> str:
 
 
 def data_table(columns: list[tuple[str, str]], rows: list[list[str]],
-               row_classes: list[str] | None = None) -> str:
-    """A scrollable table of pre-escaped cells; each column is (header, css class of its cells)."""
+               row_classes: list[str] | None = None, notes: list[str] | None = None) -> str:
+    """A scrollable table of pre-escaped cells; each column is (header, css class of its cells).
+    With `notes` (markup, one per row), a row's note sits on a row of its own under it, across the
+    whole table's width (for long text such as a reason); an empty note adds no row."""
     head = "".join(f'<th class="{css}">{esc(label)}</th>' if css else f"<th>{esc(label)}</th>"
                    for label, css in columns)
     body = []
     for i, row in enumerate(rows):
-        css = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        klass = " ".join(c for c in ((row_classes[i] if row_classes else ""),
+                                     "has-note" if notes and notes[i] else "") if c)
+        css = f' class="{klass}"' if klass else ""
         cells = "".join(f'<td class="{c}">{text}</td>' if c else f"<td>{text}</td>"
                         for (_, c), text in zip(columns, row))
         body.append(f"<tr{css}>{cells}</tr>")
+        if notes and notes[i]:
+            extra = f" {row_classes[i]}" if row_classes and row_classes[i] else ""
+            body.append(f'<tr class="note{extra}"><td colspan="{len(columns)}">{notes[i]}</td></tr>')
     return (f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def stylesheet() -> str:
+    """The stylesheet every page starts from (each adds the rules of its own blocks after it)."""
+    return CSS
 
 
 # The look of the blocks above: page, header, sections, cards, chips, tables, badges, details.
@@ -191,6 +203,8 @@ th,td{padding:5px 10px;border-bottom:1px solid #e8ebef;text-align:right;vertical
 table.data th,table.data td{text-align:left}
 table.data th.num,table.data td.num{text-align:right}
 td.wrap{white-space:normal;min-width:14em}td.small{font-size:12.5px}
+tr.has-note td{border-bottom:0;padding-bottom:1px}
+tr.note td{white-space:normal;text-align:left;color:#3d4653;font-size:13px;padding:0 10px 8px 22px}
 .scroll{overflow-x:auto}.nowrap{white-space:nowrap}
 th{font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#6b7583;background:#f7f8fa}
 td:first-child,th:first-child{text-align:left}
@@ -202,6 +216,8 @@ td.good{color:#1e7d32;font-weight:600}td.bad{color:#c62828;font-weight:600}
 .two-col{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.2fr);gap:28px}
 .empty{color:#6b7583;font-style:italic}.empty.good{color:#1e7d32}
 details{margin:8px 0}summary{cursor:pointer;font-weight:600}
+ul.reasons{margin:4px 0;padding-left:20px}
+.swatch{display:inline-block;width:12px;height:12px;border-radius:3px;vertical-align:-1px;margin-right:4px}
 code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12.5px}
 @media (max-width:800px){.two-col{grid-template-columns:1fr}}
 """

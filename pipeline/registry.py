@@ -34,6 +34,11 @@ class RegistryError(RuntimeError):
     pass
 
 
+class VersionCorrupt(RegistryError):
+    """A published version whose files or signed manifest do not check out: not the asker's mistake,
+    a problem in the store (`mlpipe verify` finds it too)."""
+
+
 class AliasMoved(RegistryError):
     """The production alias changed between the read a move was decided on and the move itself;
     nothing was overwritten. `record` is the alias as it is now."""
@@ -134,9 +139,9 @@ class Registry:
         try:
             manifest = read_signed(target, self._keys())
         except signing.SignatureError as exc:
-            raise RegistryError(f"model version {version}: {exc}") from None
+            raise VersionCorrupt(f"model version {version}: {exc}") from None
         if manifest.get("version") != version:
-            raise RegistryError(f"model version {version}: its signed manifest is the one of version "
+            raise VersionCorrupt(f"model version {version}: its signed manifest is the one of version "
                                 f"{manifest.get('version')} (copied there): refusing it")
         return manifest
 
@@ -158,7 +163,7 @@ class Registry:
             return False
         checks = self.verify(version)
         if not all(v == "ok" for v in checks.values()):
-            raise RegistryError(f"version {version} fails its sha256 check ({checks}): refusing to sign it")
+            raise VersionCorrupt(f"version {version} fails its sha256 check ({checks}): refusing to sign it")
         d = self.version_dir(version)
         flag = self.storage.flag(d)
         manifest_target = self.storage.file(d, MANIFEST_FILE)
@@ -248,7 +253,7 @@ class Registry:
         self.trusted_manifest(version)  # raises when not published or not signed by an accepted key
         checks = self.verify(version)
         if not all(v == "ok" for v in checks.values()):
-            raise RegistryError(f"version {version} fails its sha256 check ({checks}): "
+            raise VersionCorrupt(f"version {version} fails its sha256 check ({checks}): "
                                 "refusing to put it in production")
         seen = seen or self.read_alias()
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")

@@ -51,15 +51,22 @@ IMPORTANCE_ROWS = 3_000
 
 
 def fit_rows(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], target: str,
-             hp: Hyperparameters, counts: dict, problem: str, min_train_rows: int = 500,
-             estimator: Pipeline | None = None, profile_rows: int = PROFILE_ROWS) -> tuple[Pipeline, dict]:
-    """Fit `estimator` (default: make_estimator(hp, problem)) on (X, y), as model_inputs makes them.
+             hp: Hyperparameters, counts: dict, problem: str, min_train_rows: int,
+             estimator: Pipeline | None = None, profile_rows: int = PROFILE_ROWS,
+             days: np.ndarray | None = None, window: str | None = None) -> tuple[Pipeline, dict]:
+    """Fit `estimator` (default: make_estimator(hp, problem)) on (X, y), as model_inputs makes them,
+    when the window (`window`, its first..last day, for the message) has at least `min_train_rows`
+    labelled rows (counts["rows_labelled"]).
     The metadata holds `counts` (rows available and labelled), the rows trained, the problem kind and the
     target's positive rate (binary) or mean (regression: the naive baseline's prediction), and the
     monitoring reference profile of at most `profile_rows` of the training rows, seeded by the
-    model's random_state."""
-    if len(X) < min_train_rows:
-        raise TrainingError(f"only {len(X)} labelled training rows (minimum {min_train_rows})")
+    model's random_state (with each row's day from `days`, which finds the day-level features)."""
+    labelled = int(counts.get("rows_labelled", len(X)))
+    if labelled < min_train_rows:
+        raise TrainingError(
+            f"only {labelled} labelled training rows{f' in the window {window}' if window else ''} (minimum "
+            f"{min_train_rows}, [CandidateModel] min_train_rows in luigi.cfg): lower it, or raise "
+            "[pipeline] warmup_days / [CandidateModel] window_days")
     values = np.unique(y)
     if len(values) < 2 and check_problem(problem) == "binary":
         raise TrainingError(f"the training rows hold only one class of '{target}'")
@@ -72,6 +79,7 @@ def fit_rows(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: li
     seconds = time.perf_counter() - started
     pick = subsample(len(X), profile_rows, hp.random_state)
     reference = X if pick is None else X.iloc[pick]
+    reference_days = None if days is None else np.asarray(days)[pick] if pick is not None else np.asarray(days)
     reference_scores = scores(estimator, reference, problem)
     n_iter = getattr(estimator.named_steps["model"], "n_iter_", None)  # None: Ridge's closed form
     meta = {
@@ -86,7 +94,7 @@ def fit_rows(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: li
         "numeric_features": list(numeric),
         "categorical_features": list(categorical),
         "target": target,
-        "reference_profile": drift.profile(reference, numeric, categorical, reference_scores),
+        "reference_profile": drift.profile(reference, numeric, categorical, reference_scores, days=reference_days),
         "library_versions": library_versions(),
         "code_version": code_version(),
     }
@@ -106,30 +114,40 @@ def provenance(date: dt.date, lineage: str, model_bytes: bytes, parameters: dict
 
 def fit_candidate(train: Iterable[tuple[dt.date, Part]], holdout: Iterable[tuple[dt.date, Part]],
                   numeric: list[str], categorical: list[str], target: str, hp: Hyperparameters,
-                  max_train_rows: int, importance_repeats: int, problem: str, tuning_spec: dict | None = None,
+                  max_train_rows: int, importance_repeats: int, problem: str, min_train_rows: int,
+                  tuning_spec: dict | None = None,
                   day_column: str = "date", importance_rows: int = IMPORTANCE_ROWS,
-                  labelled_by_day: dict[str, int] | None = None) -> tuple[Pipeline, dict]:
+                  labelled_by_day: dict[str, int] | None = None, progress=None) -> tuple[Pipeline, dict]:
     """The challenger: fit_rows on sample_rows(train, max_train_rows, the model's seed) -- `train`
     and `holdout` are (day, rows) pairs, read one at a time -- plus the permutation importance of
     each input on at most `importance_rows` labelled `holdout` rows (computed here, in parallel per
     day, rather than in the serial deploy chain). With `tuning_spec` ({"trials", "families", "folds",
     "seed"}, trials > 0) the model is the best of a time-ordered cross-validated search inside the
     training rows (pipeline.tuning, by their `day_column`), and every trial is recorded in the
-    metadata. `labelled_by_day` (of the training days) makes the sampling faster (see sample_rows).
-    `problem` picks the estimators, the search's score and the importance's metric."""
+    metadata. Fewer than `min_train_rows` labelled rows in `train` is a TrainingError (fit_rows). `labelled_by_day` (of the training days) makes the sampling faster (see sample_rows).
+    `problem` picks the estimators, the search's score and the importance's metric.
+    `progress(message, percent)`, when given, hears of each step: tuning trials, fit, importance."""
+    report = progress or (lambda message, percent: None)
     rows, counts = sample_rows(train, target, max_train_rows, hp.random_state, labelled_by_day)
     best, trials = {"family": "hgb", "params": hp.model_params()}, []
     if tuning_spec and tuning_spec.get("trials", 0) > 0:
         best, trials = tuning.search(rows, rows[day_column], numeric, categorical, target, hp.model_params(),
                                      tuning_spec["trials"], list(tuning_spec["families"]), tuning_spec["folds"],
-                                     tuning_spec["seed"], hp.random_state, problem, max_train_rows)
+                                     tuning_spec["seed"], hp.random_state, problem, max_train_rows,
+                                     on_trial=lambda done, total: report(
+                                         f"tuning: {done} of {total} trials done", 20 + 50 * done // total))
+    report(f"fitting the {best['family']} model on {len(rows)} rows", 70 if trials else 40)
     estimator = build_estimator(best["family"], best["params"], numeric, categorical, hp.random_state, problem)
     X, y = model_inputs(rows, numeric, categorical, target, problem)
+    days = rows[day_column].to_numpy() if day_column in rows.columns else None
     del rows  # only the matrix is held while fitting
-    estimator, meta = fit_rows(X, y, numeric, categorical, target, hp, counts, problem, estimator=estimator)
+    read = sorted(counts.get("rows_sampled_by_day") or {})
+    estimator, meta = fit_rows(X, y, numeric, categorical, target, hp, counts, problem, min_train_rows,
+                               estimator=estimator, days=days, window=f"{read[0]}..{read[-1]}" if read else None)
     del X, y
     meta["importance"] = {}
     if importance_repeats > 0:
+        report("permutation importance on the holdout rows", 80)
         sample, _ = sample_rows(holdout, target, importance_rows, hp.random_state)
         X, y = model_inputs(sample, numeric, categorical, target, problem)
         meta["importance"] = permutation_importance(estimator, X, y, importance_repeats, hp.random_state,

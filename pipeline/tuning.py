@@ -70,12 +70,14 @@ def candidates(base: dict, trials: int, families: list[str], seed: int, problem:
 
 def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical: list[str],
            target: str, base: dict, trials: int, families: list[str], folds: int, seed: int,
-           random_state: int, problem: str, max_train_rows: int = 0) -> tuple[dict, list[dict]]:
+           random_state: int, problem: str, max_train_rows: int = 0,
+           on_trial=None) -> tuple[dict, list[dict]]:
     """Score every spec of candidates(...) by its mean ROC AUC (binary) or RMSE (regression) over
     time_folds of the labelled rows of `frame` (`day`, aligned with it, holds each row's date as a
     date or "YYYY-MM-DD"). Returns (the best spec: highest mean AUC or lowest mean RMSE, earliest on
     ties; one record per trial, 0 = base). Records name their score in "score_name" and hold it in
-    "fold_<score_name>" and "mean_<score_name>"; so does the best spec of a regression search."""
+    "fold_<score_name>" and "mean_<score_name>"; so does the best spec of a regression search.
+    `on_trial(done, total)`, when given, is called after each trial."""
     if trials < 1:
         raise ValueError(f"trials must be >= 1 (got {trials}): trial 0 is the configured model")
     if len(day) != len(frame):
@@ -102,7 +104,8 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
 
     score_name, sign = ("roc_auc", 1.0) if binary else ("rmse", -1.0)  # sign: larger is better
     records = []
-    for i, spec in enumerate(candidates(base, trials, families, seed, problem)):
+    specs = candidates(base, trials, families, seed, problem)
+    for i, spec in enumerate(specs):
         started, scores = time.perf_counter(), []
         for (X_train, y_train), (X_valid, y_valid) in data:
             estimator = build_estimator(spec["family"], spec["params"], numeric, categorical, random_state, problem)
@@ -114,5 +117,7 @@ def search(frame: pd.DataFrame, day: pd.Series, numeric: list[str], categorical:
         records.append({"trial": i, **spec, "score_name": score_name, f"fold_{score_name}": scores,
                         f"mean_{score_name}": float(np.mean(scores)),
                         "seconds": round(time.perf_counter() - started, 3)})
+        if on_trial:
+            on_trial(i + 1, len(specs))
     best = max(records, key=lambda r: sign * r[f"mean_{score_name}"])  # max keeps the first of equals
     return {k: best[k] for k in ("family", "params", f"mean_{score_name}", "trial", "score_name")}, records

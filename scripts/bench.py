@@ -135,7 +135,7 @@ def per_day_scenario(base: Path, p: dict, rows: int, log, train: bool) -> dict:
                    "--end", str(day(D0, -1)), *workers)
     else:
         log("  building the history (untimed)")
-        env.mlpipe("backfill", "--stage", "clean", "--start", str(start), "--end", str(day(D0, -1)), *workers)
+        env.mlpipe("backfill", "--stage", "validate", "--start", str(start), "--end", str(day(D0, -1)), *workers)
         if train:
             env.mlpipe("backfill", "--stage", "features", "--start", str(start), "--end", str(day(D0, -1)), *workers)
         else:

@@ -18,17 +18,18 @@ if [ "$status" -ne 0 ]; then
     echo "demo: the nightly run failed with exit code $status (see the luigi summary above)" >&2
     exit "$status"
 fi
-echo
-mlpipe summary --date "$DATE"
 
 # Monitoring for every deployed day before it (the nightly run monitors its own date), then the
 # monitoring report over them: realized AUC, drift, deployments.
 REPORT_START="${DEMO_REPORT_START:-2013-01-16}"
 echo "demo: monitoring $REPORT_START..$DATE for the report" >&2
 status=0
-mlpipe backfill --stage monitoring --start "$REPORT_START" --end "$DATE" --workers "$WORKERS" || status=$?
+mlpipe backfill --stage monitor --start "$REPORT_START" --end "$DATE" --workers "$WORKERS" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "demo: the monitoring backfill failed with exit code $status (see the luigi summary above)" >&2
     exit "$status"
 fi
 mlpipe report --start "$REPORT_START" --end "$DATE"
+# Last, the answer: the model in production, since when, its realized quality, the day's decision.
+echo
+mlpipe summary --date "$DATE"

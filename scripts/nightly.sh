@@ -24,6 +24,7 @@ mkdir -p "$LOG_DIR"
 NAME="nightly-${MLPIPE_DATASET:+$(basename "${MLPIPE_DATASET%.toml}")-}$DATE"
 LOG="$LOG_DIR/$NAME.log"
 SUMMARY="$LOG_DIR/$NAME.json"
+export MLPIPE_LOG_FILE="$LOG"   # named in the run_failed notification ([notify] in luigi.cfg)
 
 # One run per date (and dataset) at a time: the lock is held until this script exits.
 exec 9>"$LOG_DIR/$NAME.lock"

@@ -94,7 +94,10 @@ def set_status(task: luigi.Task, message: str, percent: int | None = None) -> No
     status messages into its page as HTML (jQuery .html()), so text from a file name or an exception
     could run script there: it is escaped, and shows as the original characters. `&`, `<` and `>`
     suffice in element content, the only place the UI puts it; quotes stay as they are, since the
-    UI's first rendering of a message escapes it once more (until its refresh half a second later)."""
+    UI's first rendering of a message escapes it once more (until its refresh half a second later).
+    A task run outside a luigi worker (its run() called directly) has no status to set."""
+    if task.set_status_message is None:
+        return
     task.set_status_message(html.escape(str(message), quote=False))
     if percent is not None:
         task.set_progress_percentage(percent)

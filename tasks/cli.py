@@ -1,4 +1,5 @@
-"""mlpipe: the nightly ML pipeline's command line (run, backfill, plan, invalidate, models, reports).
+"""mlpipe runs a nightly ML pipeline on Luigi: it delivers landing files, runs, plans and
+backfills the stages, checks what they stored and manages the models.
 
 It parses the arguments and hands each subcommand to its module under tasks/commands; it holds no
 pipeline logic of its own."""
@@ -17,15 +18,20 @@ from pipeline.signing import SignatureError
 from pipeline.storage import PROJECT_DIR
 from pipeline.storage_errors import StorageError
 from tasks.commands import integrity, models, reports, run
+from tasks.commands.common import fail, luigi_retcodes
 from tasks.config import current_dataset, get_storage, keyring
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlpipe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlpipe", description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog="`mlpipe COMMAND --help` lists a command's options; README.md \"Exit codes\" lists what each "
+               "exit code means.")
     parser.add_argument("--dataset", metavar="FILE",
                         help="the dataset description (TOML) to run; default: $MLPIPE_DATASET, else [dataset] path "
                              "in luigi.cfg, else the flights data")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (mlpipe COMMAND --help for each)")
     for group in (run, reports, models, integrity):
         group.add_parsers(sub)
     return parser
@@ -51,14 +57,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset:  # luigi's worker processes inherit it
         os.environ["MLPIPE_DATASET"] = os.path.abspath(args.dataset)
     try:
-        code = (check_dataset(args.command in ("run", "backfill"))
-                or check_signing_key(args.command in ("run", "backfill", "models")) or args.func(args))
+        claim = args.command in ("run", "backfill")
+        code = (check_dataset(False) or check_arguments(args) or (check_dataset(True) if claim else 0)
+                or check_signing_key(args.command in ("run", "backfill", "models")) or _run(args))
     finally:
         if argv is not None:  # a call from Python (tests): leave the environment as it was
             _set_env("MLPIPE_DATASET", before)
     if argv is None:  # the `mlpipe` command itself, not a call from Python
         _exit_now(code)
     return code
+
+
+def check_arguments(args) -> int:
+    """A subcommand's own checks of its arguments (its `check`: the one-line problem or None),
+    before anything runs or is written: exit 2 (USAGE) with the problem on stderr."""
+    try:
+        problem = getattr(args, "check", lambda args: None)(args)
+    except StorageError as exc:
+        return fail(str(exc), luigi_retcodes().scheduling_error)
+    return fail(problem) if problem else 0
+
+
+def _run(args) -> int:
+    """The subcommand; storage that cannot be reached is reported in one line naming the path (exit
+    35, scheduling_error, as when the lease cannot be taken), not as a traceback."""
+    try:
+        return args.func(args)
+    except StorageError as exc:
+        return fail(str(exc), luigi_retcodes().scheduling_error)
 
 
 def _set_env(name: str, value: str | None) -> None:

@@ -40,7 +40,7 @@ class StorageConfig(Section):
 
 class LandingConfig(Section):
     """What becomes of a day whose landing file is re-delivered with other content after the day
-    was validated."""
+    was validated, and how long `mlpipe run` waits for landing files not delivered yet."""
     section = "landing"
     REDELIVERY = ("fail", "reprocess")
     redelivery = luigi.ChoiceParameter(
@@ -48,6 +48,16 @@ class LandingConfig(Section):
         description="fail: the day's CleanPartition fails (exit 30) naming the `mlpipe invalidate` command that "
                     "reprocesses it; reprocess: `mlpipe run` and `backfill` first remove the day's clean outputs "
                     "and everything downstream, so the run processes the new delivery")
+    wait = luigi.FloatParameter(
+        default=420.0, significant=False,
+        description="Seconds `mlpipe run` waits for its date's landing files (and earlier days' it needs) that are "
+                    "not delivered yet before running the pipeline without them (exit 20); 0 = no wait")
+    wait_poll = luigi.FloatParameter(
+        default=15.0, significant=False,
+        description="Seconds between two checks of the landing files while `mlpipe run` waits for them")
+    wait_report = luigi.FloatParameter(
+        default=60.0, significant=False,
+        description="Seconds between two lines (log and luigid status message) saying what the wait is for")
 
 
 def dataset_path() -> str:
@@ -189,6 +199,47 @@ class LeaseConfig(Section):
     manual_wait = luigi.FloatParameter(
         default=0.0, description="Seconds `mlpipe invalidate --yes` and `mlpipe models promote|rollback` wait for "
                                  "another command's lease before exiting 10; 0 = refuse at once")
+
+
+class NotifyConfig(Section):
+    """Where events (pipeline.notify.EVENTS) are sent: webhooks, each a [notify_webhook_NAME]
+    section (WebhookConfig), and luigi's [email] receiver. Delivery never fails a run."""
+    section = "notify"
+    webhooks = luigi.Parameter(
+        default="", significant=False,
+        description="Names of the webhooks to notify, comma-separated, each set up in a [notify_webhook_NAME] "
+                    "section; empty: none")
+    timeout = luigi.FloatParameter(default=5.0, significant=False, description="Seconds each delivery attempt may take")
+    attempts = luigi.IntParameter(
+        default=3, significant=False,
+        description="Attempts per webhook on a connection error, a timeout or an HTTP 5xx/429 answer")
+    backoff = luigi.FloatParameter(default=1.0, significant=False, description="Seconds between attempts")
+    email_events = luigi.Parameter(
+        default="*", significant=False,
+        description="Events also sent by email when luigi's [email] receiver is set (luigi's [email] and [smtp] "
+                    "settings): comma-separated, * for all, empty for none")
+
+
+class WebhookConfig(Section):
+    """One webhook: the section [notify_webhook_NAME] of a name in [notify] webhooks."""
+    url_env = luigi.Parameter(
+        default="", significant=False,
+        description="Environment variable holding the webhook's URL (never the URL itself: it is a secret); "
+                    "unset or empty: the webhook is skipped with a warning")
+    format = luigi.Parameter(
+        default="slack", significant=False,
+        description="slack: a Slack incoming-webhook message ({\"text\": ...}); json: the event as JSON")
+    events = luigi.Parameter(default="*", significant=False,
+                             description="Events sent to it: comma-separated, * for all")
+    token_env = luigi.Parameter(
+        default="", significant=False,
+        description="Environment variable holding a token sent as `Authorization: Bearer <token>`; empty: none")
+
+
+@functools.lru_cache(maxsize=None)
+def webhook_config_class(name: str) -> type[WebhookConfig]:
+    """The WebhookConfig of the webhook `name`, reading [notify_webhook_NAME]."""
+    return type(f"WebhookConfig_{name}", (WebhookConfig,), {"section": f"notify_webhook_{name}"})
 
 
 SIGNING_KEY_ENV = "MLPIPE_SIGNING_KEY"

@@ -99,7 +99,9 @@ class _Ingest(Sealed):
     def ingest(self, reference: bool) -> None:
         source = self.input().path
         stamp = st.stamp(self.input())  # before reading: a file replaced meanwhile shows a newer stamp
+        set_status(self, f"reading {source}", 5)
         data = st.read_bytes(self.input())
+        set_status(self, f"parsing {len(data):,} bytes of {source}", 20)
         frame = ingest.parse_landing(data, source, _contract(self.table, reference), current_dataset().formats[self.table])
         record = {**ingest.landing_record(data, source), "stamp": stamp, "rows": len(frame),
                   "rows_with_parse_errors": int(frame[ingest.PARSE_ERRORS].notna().sum())}
@@ -107,11 +109,12 @@ class _Ingest(Sealed):
         if previous and previous["sha256"] != record["sha256"]:
             earlier = {k: v for k, v in previous.items() if k != "replaces"}
             record["replaces"] = [earlier] + previous.get("replaces", [])
+        set_status(self, f"writing {len(frame)} parsed rows", 80)
         written = {self.data(): st.write_parquet(self.data(), frame)}
         written[self.record_target()] = st.write_json(self.record_target(), record)
         self.seal(written)  # last: a partition without it is parsed again
         set_status(self, f"{len(frame)} rows ingested from {source} (sha256 {record['sha256'][:12]})"
-                   + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""))
+                   + (f", replacing the delivery {previous['sha256'][:12]}" if "replaces" in record else ""), 100)
 
 
 def delivered_sha256(landing, sha256: str, stamp: str | None) -> str | None:
@@ -131,7 +134,7 @@ class RawPartition(_Ingest, DailyTask):
     """A day's landing file as typed Parquet in the raw zone, with the record of the delivery it
     was parsed from. Parsed again only while the day has no clean partition and the landing
     file's content differs from the record (a re-delivery after a failed validation, or after
-    `mlpipe invalidate --stage clean`)."""
+    `mlpipe invalidate --stage validate`)."""
     table = TableParameter(description="Daily table name, e.g. flights or weather")
 
     def requires(self):
@@ -184,6 +187,7 @@ class _Validate:
     def validate(self, date, reference: bool, recent: list[int] | None) -> None:
         raw = self.requires().data()
         out = self.outputs(date)
+        set_status(self, f"checking the rows of {self.table} against its contract", 10)
         try:
             result = validate.validate_table(st.read_parquet(raw), _contract(self.table, reference),
                                              source=self.requires().input().path, date=date,
@@ -191,6 +195,7 @@ class _Validate:
         except ContractViolation as exc:
             set_status(self, f"FAILED contract: {exc}")
             raise
+        set_status(self, f"writing {len(result.clean)} clean and {len(result.quarantine)} quarantined rows", 70)
         record = self.requires().landing_record() or {}
         report = {**result.report, "landing_sha256": record.get("sha256"), "landing_bytes": record.get("bytes"),
                   "landing_stamp": record.get("stamp")}
@@ -202,9 +207,10 @@ class _Validate:
             written[out["summary"]] = st.write_parquet(out["summary"], summary)
         st.seal(out["flag"], written)
         r = result.report
-        set_status(self, f"{r['rows_in']} rows in, {r['rows_clean']} clean, "
-                         f"{r['rows_quarantined']} quarantined {r['quarantined_by_rule']}"
-                         + (f"; WARNING {r['warnings']}" if r["warnings"] else ""))
+        by_rule = ", ".join(f"{rule}: {n}" for rule, n in r["quarantined_by_rule"].items())
+        set_status(self, f"{r['rows_in']} rows in, {r['rows_clean']} clean, {r['rows_quarantined']} quarantined"
+                         + (f" ({by_rule})" if by_rule else "")
+                         + (f"; WARNING {'; '.join(map(str, r['warnings']))}" if r["warnings"] else ""), 100)
 
 
 class CleanPartition(DailyTask, _Validate):
@@ -264,7 +270,7 @@ class CleanPartition(DailyTask, _Validate):
                 f"after {day} was validated: the day's clean data and everything built from it come from "
                 f"the delivery with sha256 {change[0]}, the file now has sha256 {change[1]}. Nothing was "
                 f"mixed or replaced. To use the new delivery, reprocess the day: `mlpipe invalidate "
-                f"--stage clean --start {day} --end {day} --yes` (it removes {self.table} and every "
+                f"--stage validate --start {day} --end {day} --yes` (it removes {self.table} and every "
                 f"other clean table of {day} and everything downstream; the next run parses the new "
                 f"file into the raw zone again), then rerun; if the re-delivery is a mistake, put the "
                 f"earlier file back instead. With [landing] redelivery = reprocess in luigi.cfg, `mlpipe run` "

@@ -47,12 +47,15 @@ class FeaturePartition(Lineage, Sealed, DailyTask):
     @limit_threads(openmp=False)
     def run(self):
         data, req = current_dataset(), self.requires()
+        self.status(f"reading {len(req['tables'])} table(s) and {len(req['history'])} history day(s)", 10)
         tables = {t: st.read_parquet(task.clean_target(), columns=data.input_columns.get(t))
                   for t, task in req["tables"].items()}
         refs = {t: st.read_parquet(task.clean_target()) for t, task in req["references"].items()}
         history = (concat_parts([task.history_summary() for task in req["history"]]) if req["history"]
                    else data.empty_history())
+        self.status(f"building {len(data.features)} features", 40)
         frame = data.feature_frame(tables, refs, history, self.date, self.history_window)
+        self.status(f"writing {len(frame)} rows", 85)
         self.seal({self.data(): st.write_parquet(self.data(), frame)})
         self.status(f"{len(frame)} rows, {len(data.features)} features, "
                     f"{len(req['history'])} history day(s)", 100)

@@ -8,28 +8,25 @@ from pipeline import registry, verify
 from pipeline.layout import MANIFEST_FILE
 from tasks import ops
 from tasks.config import PipelineConfig, current_dataset, get_storage, model_registry
-from tasks.data import CleanReference, RawPartition, RawReference
-from tasks.nightly import STAGES, day_tasks
+from tasks.data import CleanReference, RawReference
+from tasks.nightly import STAGES, day_tasks, stage_of
 from tasks.queries import days_between
 
-RAW, REGISTRY = "raw", "registry"
-VERIFY_STAGES = (RAW, *STAGES, REGISTRY)
+RAW, REGISTRY = "ingest", "registry"
+VERIFY_STAGES = (*STAGES, REGISTRY)
 
 
 def checked_outputs(start: dt.date, end: dt.date, stages: tuple[str, ...]) -> list[tuple[str, object]]:
     """(stage, task) of every output of [start, end] in `stages`: the raw zone (daily and
-    reference tables) and the pipeline's stages (the clean stage with its reference tables)."""
+    reference tables) and the pipeline's stages (validate with its reference tables)."""
     data = current_dataset()
     found: list[tuple[str, object]] = []
     if RAW in stages:
         found += [(RAW, RawReference(table=t)) for t in data.reference_tables]
-    if "clean" in stages:
-        found += [("clean", CleanReference(table=t)) for t in data.reference_tables]
+    if "validate" in stages:
+        found += [("validate", CleanReference(table=t)) for t in data.reference_tables]
     for day in days_between(start, end):
-        if RAW in stages:
-            found += [(RAW, RawPartition(table=t, date=day)) for t in data.daily_tables]
-        found += [(stage, task) for task in day_tasks(day) for stage, kind in STAGES.items()
-                  if stage in stages and type(task) is kind]
+        found += [(stage, task) for task in day_tasks(day) if (stage := stage_of(task)) in stages]
     return found
 
 
@@ -65,7 +62,7 @@ def signature_problems(reg: registry.Registry, version: str) -> list[dict]:
 def repair_paths(problems: list[dict]) -> list[str]:
     """What `--repair` removes: stray temporary files, and for each output with a corrupt or
     missing file its whole directory and every output built from it (`mlpipe invalidate` of its
-    stage and date; a raw partition's from the clean stage of its day, a reference table's from the
+    stage and date; a raw partition's from the validate stage of its day, a reference table's from the
     features of every day; a registry version's from the deployment of its date). The landing
     zone is never touched: the raw zone is rebuilt from it."""
     store, paths = get_storage(), []
@@ -80,11 +77,11 @@ def repair_paths(problems: list[dict]) -> list[str]:
 def _invalidated_by(p: dict, store) -> list[str]:
     task, stage, day = p["task"], p["stage"], p["date"]
     if stage == REGISTRY:
-        return [model_registry(store).version_dir(p["version"])] + ops.invalidation_paths(day, day, "deployment")
+        return [model_registry(store).version_dir(p["version"])] + ops.invalidation_paths(day, day, "deploy")
     if day is None:  # a reference table: every day's features read it
         start = PipelineConfig().start_date
         return [task.directory() if stage == RAW else ops.removable_paths(task)[0]] + \
             ops.invalidation_paths(start, ops.last_day_with_outputs() or start, "features")
     if stage == RAW:
-        return [task.directory()] + ops.invalidation_paths(day, day, "clean")
+        return [task.directory()] + ops.invalidation_paths(day, day, "validate")
     return ops.invalidation_paths(day, day, stage)

@@ -11,8 +11,10 @@ from pipeline import storage as st
 from pipeline.artifact import check_sha256, dump_model, load_model
 from pipeline.dataset import DAY_COLUMN
 from pipeline.estimators import Hyperparameters
+from pipeline.metrics import naive_baseline
 from pipeline.layout import EVALUATION_FILE, DECISION_FILE, METADATA_FILE, MODEL_FILE, REPORT_FILE
 from pipeline.partitions import labelled_counts, read_partitions
+from tasks import notify
 from tasks.base import DailyTask, Lineage, Sealed, previous_day, significant_params
 from tasks.config import GateConfig, PipelineConfig, current_dataset, keyring, model_registry
 from tasks.features import FeaturePartition
@@ -57,6 +59,11 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
                                "(the configured one first); 0 = off: the configured model is the challenger")
     tuning_families = luigi.ListParameter(default=["hgb"], description='Model families searched: "hgb", "logreg"')
     tuning_folds = luigi.IntParameter(default=3, description="Time-ordered CV folds of the search")
+    # Not significant: it decides whether a model is trained, never what a trained model is, so
+    # changing it leaves the lineage (and every stored model) as it is.
+    min_train_rows = luigi.IntParameter(
+        default=500, significant=False,
+        description="Fewest labelled rows in the training days of the window; fewer fails the task")
 
     @property
     def hyperparameters(self) -> Hyperparameters:
@@ -112,8 +119,11 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
             read_partitions(train, model_columns(), fingerprints),
             read_partitions(feature_targets(holdout_days), model_columns()),
             data.numeric_features, data.categorical_features, data.target.name, self.hyperparameters,
-            self.max_train_rows, self.importance_repeats, data.problem, self.tuning, day_column=DAY_COLUMN,
-            labelled_by_day=labelled_counts(train, data.target.name) if self.max_train_rows else None)
+            self.max_train_rows, self.importance_repeats, data.problem, self.min_train_rows, self.tuning,
+            day_column=DAY_COLUMN,
+            labelled_by_day=labelled_counts(train, data.target.name) if self.max_train_rows else None,
+            progress=self.status)
+        self.status("writing the model and its signed metadata", 90)
         blob = dump_model(model)
         meta.update(training.provenance(self.date, self.lineage, blob, self.to_str_params(),
                                         train_days, holdout_days, fingerprints))
@@ -193,15 +203,19 @@ class ModelEvaluation(FollowsProduction, Sealed, DailyTask):
     @limit_threads
     def run(self):
         data, candidate = current_dataset(), self.requires()["candidate"]
+        self.status("loading the challenger and the production model", 5)
         challenger, meta = candidate.load()
         production, version = load_live(self.store, self.date)
-        self.status(f"evaluating on the holdout rows vs production {version}", 30)
+        rules = GateConfig().rules(data.problem)
+        self.status(f"scoring the holdout rows and {rules['bootstrap_samples']} bootstrap resamples vs production "
+                    f"{version}" if version else "scoring the holdout rows (no production model to compare with)", 20)
         record, html = evaluation.evaluate_challenger(
             challenger, production, read_partitions(feature_targets(candidate.windows()[1]), model_columns()),
-            data.numeric_features, data.categorical_features, data.target.name, GateConfig().rules(data.problem),
+            data.numeric_features, data.categorical_features, data.target.name, rules,
             meta["importance"], title=f"Model evaluation {self.date}",
             context=evaluation.context(self.date, meta, version), problem=data.problem,
-            baseline=meta.get("target_mean"))
+            baseline=naive_baseline(meta))
+        self.status("writing the evaluation record and report", 90)
         self.seal({self.report(): st.write_text(self.report(), html),
                    self.record(): st.write_json(self.record(), record)})
         self.status(evaluation.summary_line(record, data.problem), 100)
@@ -237,7 +251,8 @@ class Deployment(FollowsProduction, Sealed, DailyTask):
         if decision["blessed"]:
             self.publish(decision, evaluated, record, seen)
         self.seal({self.data(): st.write_json(self.data(), decision)})
-        self.status(f"{decision['action']}: production is {decision['production_version']}", 100)
+        self.status(f"{decision['action']}: production is {decision['production_version'] or 'none yet'}", 100)
+        notify.send_decision(decision)  # deployed or gate_rejected: after the decision is stored
 
     def publish(self, decision: dict, evaluated: ModelEvaluation, record: dict, seen: registry.AliasRead) -> None:
         """Publish the blessed challenger (model, evaluation, report; the manifest holds their sha256)

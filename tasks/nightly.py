@@ -9,23 +9,36 @@ import luigi
 
 from tasks.base import complete_dates
 from tasks.config import PipelineConfig, current_dataset
-from tasks.data import CleanPartition
+from tasks.data import CleanPartition, CleanReference, RawPartition, RawReference
 from tasks.features import FeaturePartition
 from tasks.model import CandidateModel, Deployment, ModelEvaluation
 from tasks.serving import ModelMonitoring, Predictions
 
-# The stages, in pipeline order, by the name `--stage` takes. The data stages run from the start
-# date on; the model stages from the first deploy date (start_date + warmup_days).
-STAGES = {"clean": CleanPartition, "features": FeaturePartition, "candidate": CandidateModel,
-          "evaluation": ModelEvaluation, "deployment": Deployment, "predictions": Predictions,
-          "monitoring": ModelMonitoring}
-DATA_STAGES = ("clean", "features")
+# The stages, in pipeline order, by the name `--stage` takes (the words of the README's diagram).
+# The data stages run from the start date on; the model stages from the first deploy date
+# (start_date + warmup_days). The landing files before them are the upstream system's.
+STAGES = {"ingest": RawPartition, "validate": CleanPartition, "features": FeaturePartition,
+          "train": CandidateModel, "evaluate": ModelEvaluation, "deploy": Deployment, "score": Predictions,
+          "monitor": ModelMonitoring}
+DATA_STAGES = ("ingest", "validate", "features")
+PER_TABLE = ("ingest", "validate")  # one task per daily table
+# The names `--stage` took before the stages were named as in the README.
+RENAMED = {"raw": "ingest", "clean": "validate", "candidate": "train", "evaluation": "evaluate",
+           "deployment": "deploy", "predictions": "score", "monitoring": "monitor"}
+
+
+REFERENCES = {"ingest": RawReference, "validate": CleanReference}  # a reference table's tasks
+
+
+def stage_of(task) -> str | None:
+    """The stage word of a task, a reference table's too (None for a landing file or a wrapper)."""
+    return next((stage for stage, kind in (*STAGES.items(), *REFERENCES.items()) if type(task) is kind), None)
 
 
 def stage_tasks(stage: str, day: dt.date) -> list:
-    """The tasks of `stage` for `day`: one per daily table for clean, else one."""
-    if stage == "clean":
-        return [CleanPartition(table=t, date=day) for t in current_dataset().daily_tables]
+    """The tasks of `stage` for `day`: one per daily table for ingest and validate, else one."""
+    if stage in PER_TABLE:
+        return [STAGES[stage](table=t, date=day) for t in current_dataset().daily_tables]
     return [STAGES[stage](date=day)]
 
 
@@ -88,8 +101,8 @@ class NightlyRange(luigi.WrapperTask):
             return [NightlyPipeline(date=d) for d in days if d not in done]
         if self.stage not in DATA_STAGES:
             days = [d for d in days if d >= PipelineConfig().first_deploy_date]
-        if self.stage == "clean":
-            makers = [lambda d, t=t: CleanPartition(table=t, date=d) for t in current_dataset().daily_tables]
+        if self.stage in PER_TABLE:
+            makers = [lambda d, t=t: STAGES[self.stage](table=t, date=d) for t in current_dataset().daily_tables]
         else:
             makers = [lambda d: STAGES[self.stage](date=d)]
         missing = []

@@ -18,12 +18,13 @@ import luigi.retcodes
 
 from pipeline import layout
 from pipeline import storage as st
+from pipeline.estimators import TrainingError
 from pipeline.storage_errors import StorageError
 from tasks.config import LandingConfig, MonitorConfig, PipelineConfig, current_dataset, get_storage
 from tasks.data import CleanPartition, LandingFile
 from tasks.features import FeaturePartition
-from tasks.model import Deployment, ModelEvaluation
-from tasks.nightly import STAGES, NightlyRange, day_tasks, stage_tasks
+from tasks.model import CandidateModel, Deployment, ModelEvaluation
+from tasks.nightly import DATA_STAGES, PER_TABLE, STAGES, NightlyRange, day_tasks, stage_of, stage_tasks
 from tasks.serving import ModelMonitoring
 
 SCHEDULER_UNREACHABLE = 45
@@ -51,7 +52,7 @@ def exit_class(code: int) -> str:
 
 @contextlib.contextmanager
 def recorded_timings():
-    """Collect (task family, task id, seconds) of every task run, from whichever worker process
+    """Collect (stage word, task family, task id, seconds) of every task run, from whichever worker process
     runs it: luigi fires PROCESSING_TIME in the process that ran the task, so each appends a line
     to a shared file."""
     fd, path = tempfile.mkstemp(prefix="mlpipe-timings-", suffix=".jsonl")
@@ -59,7 +60,7 @@ def recorded_timings():
 
     def record(task, seconds):
         with open(path, "a") as out:
-            out.write(json.dumps({"task": task.get_task_family(), "task_id": task.task_id,
+            out.write(json.dumps({"stage": stage_of(task), "task": task.get_task_family(), "task_id": task.task_id,
                                   "seconds": round(float(seconds), 3)}) + "\n")
 
     luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)(record)
@@ -74,18 +75,22 @@ def recorded_timings():
 
 
 def stage_timings(timings: list[dict]) -> dict:
-    out: dict[str, dict] = {}
+    """{stage word: {tasks, seconds}} in pipeline order, of the tasks that ran (wrappers left out)."""
+    out: dict[str, dict] = {stage: {"tasks": 0, "seconds": 0.0} for stage in STAGES}
     for t in timings:
-        stage = out.setdefault(t["task"], {"tasks": 0, "seconds": 0.0})
+        if t.get("stage") is None:
+            continue
+        stage = out[t["stage"]]
         stage["tasks"] += 1
         stage["seconds"] = round(stage["seconds"] + t["seconds"], 3)
-    return out
+    return {stage: counts for stage, counts in out.items() if counts["tasks"]}
 
 
 def run_summary(date: dt.date, code: int, started: float, timings: list[dict],
-                reprocessed: list[dict] | None = None) -> dict:
+                reprocessed: list[dict] | None = None, wait=None) -> dict:
     """What a run of NightlyPipeline(date) did, read back from the stored outputs: for alerting.
-    `reprocessed`: the re-delivered days the run reprocessed first (reprocess_redelivered)."""
+    `reprocessed`: the re-delivered days the run reprocessed first (reprocess_redelivered); `wait`:
+    how its wait for landing files ended (pipeline.waiting.Outcome; None: it did not wait)."""
     def read(target):
         try:
             return st.read_json(target) if target.exists() else None
@@ -125,6 +130,9 @@ def run_summary(date: dt.date, code: int, started: float, timings: list[dict],
                                          "production_version_before", "reasons")},
         "alerts": (monitoring or {}).get("alerts", []),
         "reprocessed": list(reprocessed or []),
+        "landing_wait": None if wait is None else {
+            "waited_seconds": round(wait.waited_seconds), "not_delivered": [p.path for p in wait.pending]},
+        "late_data": [] if wait is None else wait.late,
     }
 
 
@@ -238,13 +246,72 @@ def scheduler_auth_problem(timeout: float = 5.0) -> str | None:
 
 
 # ---- plan and invalidate ---------------------------------------------------------------------
+def labelled_estimate(day: dt.date) -> int | None:
+    """About how many labelled rows `day` has, from its small validation report of the target's
+    table (clean rows less the target column's missing share); None before it is validated."""
+    data = current_dataset()
+    report = CleanPartition(table=data.target.table, date=day).outputs(day)["report"]
+    if not report.exists():
+        return None
+    found = st.read_json(report)
+    return round(found["rows_clean"] * (1 - (found.get("null_rates") or {}).get(data.target.column, 0.0)))
+
+
+def plan_warnings(start: dt.date, end: dt.date) -> list[str]:
+    """What `mlpipe plan` warns about before anything runs: the planned days whose training window
+    would have fewer labelled rows than [CandidateModel] min_train_rows (estimated from the
+    validation reports of the days validated so far, their mean standing in for the others), or
+    a window that cannot hold its holdout. Only the windows clipped at start_date differ in
+    length, so at most window_days small reports are read."""
+    cfg = PipelineConfig()
+    first = max(start, cfg.first_deploy_date)
+    if end < first:
+        return []
+    try:
+        CandidateModel(date=first).windows()
+    except TrainingError as exc:
+        return [str(exc)]
+    estimates: dict[dt.date, int | None] = {}
+    short, day = [], first
+    while day <= end:
+        candidate = CandidateModel(date=day)
+        train, _ = candidate.windows()
+        for d in train:
+            if d not in estimates:
+                estimates[d] = labelled_estimate(d)
+        known = [estimates[d] for d in train if estimates[d] is not None]
+        if not known:
+            return []
+        rows = round(sum(known) / len(known) * len(train))
+        if rows < candidate.min_train_rows:
+            short.append((day, train, rows, len(known)))
+        if day - dt.timedelta(days=candidate.window_days - 1) >= cfg.start_date:
+            break  # a full window: every later one is as long
+        day += dt.timedelta(days=1)
+    if not short:
+        return []
+    day, train, rows, validated = short[0]
+    more = (f"; so would those of {len(short) - 1} later planned day(s), through {short[-1][0]}" if len(short) > 1
+            else "")
+    return [f"the training window of {day} ({train[0]}..{train[-1]}) has about {rows} labelled rows (from the "
+            f"validation reports of {validated} of its {len(train)} days), fewer than [CandidateModel] min_train_rows "
+            f"{CandidateModel(date=day).min_train_rows}: its CandidateModel would fail{more}; lower min_train_rows, "
+            "or raise [pipeline] warmup_days / [CandidateModel] window_days"]
+
+
+PLAN_ORDER = ("landing", *STAGES, "nightly")  # a plan's rows within a date
+
+
 def plan(roots: list) -> list[dict]:
     """What a run of `roots` would do, without running anything: every task luigi would schedule,
     walking requirements the way luigi does (a complete task's requirements are not visited),
-    with 'run' and the missing output, 'waits' for a missing external input, or 'complete'."""
+    with 'run' and the missing output, 'waits' for a missing external input (a landing file not
+    delivered yet), 'blocked' for a task that would run but needs one of those, directly or not
+    (`waits_for`: their tasks), or 'complete'. Each row's `stage` is its stage word ('landing' for
+    a landing file, 'nightly' for a wrapper); rows come by date, then in pipeline order and table."""
     from luigi.task import flatten
 
-    seen, rows, stack = set(), [], list(reversed(roots))
+    seen, rows, needs, stack = set(), {}, {}, list(reversed(roots))
     while stack:
         task = stack.pop()
         if task.task_id in seen:
@@ -257,7 +324,7 @@ def plan(roots: list) -> list[dict]:
         if changed:
             action = "run"
             why = (f"landing file re-delivered (sha256 {changed[0][:12]} -> {changed[1][:12]}): the task fails "
-                   f"until `mlpipe invalidate --stage clean --start {task.date} --end {task.date} --yes`")
+                   f"until `mlpipe invalidate --stage validate --start {task.date} --end {task.date} --yes`")
         elif external and not missing and (not_ready := getattr(task, "not_ready_reason", lambda: None)()):
             action, why = "waits", f"not delivered yet: {not_ready}"
         elif outputs and not missing or (not outputs and task.complete()):
@@ -267,11 +334,38 @@ def plan(roots: list) -> list[dict]:
         else:
             action = "run"
             why = f"missing output {missing[0]}" if missing else "requirements not complete"
-        rows.append({"date": str(getattr(task, "date", "") or ""), "stage": task.get_task_family(),
-                     "task": str(task), "action": action, "why": why})
+        stage = stage_of(task) or ("landing" if external else "nightly")
+        rows[task.task_id] = {"date": str(getattr(task, "date", "") or ""), "stage": stage,
+                              "table": getattr(task, "table", ""), "task": str(task), "action": action,
+                              "why": why, "waits_for": []}
         if action == "run":
+            needs[task.task_id] = [req.task_id for req in flatten(task.requires())]
             stack.extend(reversed(flatten(task.requires())))
-    return rows
+    for task_id in list(needs):
+        _waits_for(task_id, rows, needs)
+    return sorted(rows.values(), key=lambda r: (r["date"], PLAN_ORDER.index(r["stage"]), r["table"], r["task"]))
+
+
+def _waits_for(task_id: str, rows: dict, needs: dict) -> None:
+    """Mark `task_id` 'blocked' when it would run but waits for landing files, directly or through
+    its requirements (their tasks in its `waits_for`); requirements first, without recursion (the
+    deploy chain is as deep as the range is long)."""
+    stack = [task_id]
+    while stack:
+        current = stack[-1]
+        pending = [req for req in needs.get(current, ()) if req in needs and req not in stack]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        reqs = needs.pop(current, None)
+        if reqs is None:
+            continue
+        waits = list(dict.fromkeys(w for req in reqs for w in (
+            [rows[req]["task"]] if rows[req]["action"] == "waits" else rows[req]["waits_for"])))
+        if waits:
+            more = f" and {len(waits) - 1} more landing file(s)" if len(waits) > 1 else ""
+            rows[current].update(action="blocked", waits_for=waits, why=f"waits for {waits[0]}{more} (not delivered yet)")
 
 
 def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> list:
@@ -280,8 +374,8 @@ def downstream(start: dt.date, end: dt.date, stage: str, last_day: dt.date) -> l
     decision)."""
     from luigi.task import flatten
 
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)} (the raw zone is never removed)")
+    if stage not in STAGES or stage == "ingest":
+        raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)[1:]} (the raw zone is never removed)")
     first = PipelineConfig().start_date
     days = [first + dt.timedelta(days=i) for i in range((max(last_day, end) - first).days + 1)]
     tasks = {t.task_id: t for day in days for t in day_tasks(day)}
@@ -332,22 +426,22 @@ def redelivery_policy() -> str:
         return LandingConfig().redelivery
     except ValueError:
         value = luigi.configuration.get_config().get("landing", "redelivery", "")
-        raise SystemExit(f"mlpipe: [landing] redelivery = {value!r} in luigi.cfg is not a policy: choose one of "
-                         f"{list(LandingConfig.REDELIVERY)} (fail: the re-delivered day fails naming the command "
-                         "that reprocesses it; reprocess: mlpipe run and backfill reprocess it)") from None
+        print(f"mlpipe: [landing] redelivery = {value!r} in luigi.cfg is not a policy: choose one of "
+              f"{list(LandingConfig.REDELIVERY)} (fail: the re-delivered day fails naming the command that "
+              "reprocesses it; reprocess: mlpipe run and backfill reprocess it)", file=sys.stderr)
+        raise SystemExit(2) from None  # a setting to fix, as a bad dataset description
 
 
 def redelivered(start: dt.date, end: dt.date, stage: str = "nightly") -> list[tuple[CleanPartition, tuple[str, str]]]:
     """The clean partitions whose landing file was re-delivered with other content after they were
     validated, with (sha256 validated, sha256 now): those of the days of [start, end], and those a
     run of `stage` over them would check (earlier days it reads, found the way luigi walks: plan())."""
-    family = CleanPartition.get_task_family()
     reached = {dt.date.fromisoformat(row["date"]) for row in plan([NightlyRange(start=start, end=end, stage=stage)])
-               if row["stage"] == family}
+               if row["stage"] == "validate" and row["date"]}
     days = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)} | reached
     found = []
     for day in sorted(days):
-        for task in stage_tasks("clean", day):
+        for task in stage_tasks("validate", day):
             change = task.delivery_change()
             if change:
                 found.append((task, change))
@@ -358,7 +452,7 @@ def reprocess_redelivered(start: dt.date, end: dt.date, stage: str = "nightly") 
     """With [landing] redelivery = reprocess, before a run of `stage` over [start, end]: every day
     the run would meet whose landing file was re-delivered with other content after the day was
     validated (redelivered()) is made to be processed again from the new delivery, by removing its
-    clean outputs and everything downstream (what `mlpipe invalidate --stage clean` removes; the raw
+    clean outputs and everything downstream (what `mlpipe invalidate --stage validate` removes; the raw
     zone and the landing files are kept: the new file is parsed again since its checksum differs
     from the raw partition's record). Downstream outputs go first, then the day's clean partitions
     (their flag before the validation report the change is detected by), so a removal interrupted
@@ -386,7 +480,7 @@ def reprocess_redelivered(start: dt.date, end: dt.date, stage: str = "nightly") 
             print(f"mlpipe: {day} was re-delivered but is not delivered whole yet ({'; '.join(waiting)}): nothing of "
                   "it is removed; a run once the file is whole reprocesses it", file=sys.stderr)
             continue
-        tasks = downstream(day, day, "clean", max(last, day))
+        tasks = downstream(day, day, "validate", max(last, day))
         paths = [path for task in reversed(tasks) for path in removable_paths(task) if store.exists(path)]
         for path in paths:
             store.remove(path)

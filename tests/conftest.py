@@ -91,8 +91,9 @@ def luigi_config():
 def no_waiting_for_retries(luigi_config):
     """luigi.cfg keeps workers alive to retry failed tasks minutes later (the production retry
     policy); in-process tests want a failure reported at once. tests/test_outages.py runs the
-    real policy in a subprocess."""
-    luigi_config({"worker": {"keep_alive": "false"}})
+    real policy in a subprocess. Nor does `mlpipe run` wait for landing files not delivered
+    ([landing] wait; tests/tasks/test_waiting.py sets its own)."""
+    luigi_config({"worker": {"keep_alive": "false"}, "landing": {"wait": 0}})
 
 
 SMALL = {

@@ -88,11 +88,21 @@ def test_failed_validation_exits_with_task_failed_code(env):
     assert f"landing file {bad} is missing required column(s) ['arr_delay']" in proc.stderr
 
 
-def test_missing_landing_day_exits_with_missing_data_code_from_any_directory(env, tmp_path):
+def test_missing_landing_day_is_waited_for_visibly_then_exits_with_missing_data_from_any_directory(env, tmp_path):
     land(env, "2013-01-01", "2013-01-01")
+    with open(env["LUIGI_CONFIG_PATH"], "a") as cfg:
+        cfg.write("[landing]\nwait = 3\nwait_poll = 0.5\nwait_report = 1\n")
     proc = run([BIN / "mlpipe", "run", "--date", "2013-01-02"], env, cwd=tmp_path)  # no luigi.cfg here
     assert proc.returncode == 20, proc.stderr[-3000:]  # [retcode] missing_data, from the project's luigi.cfg
-    assert "LandingFile(table=flights, date=2013-01-02)" in proc.stderr
+    files = "flights/flights_2013-01-02.csv (missing), weather/weather_2013-01-02.csv (missing)"
+    waiting = [line for line in proc.stderr.splitlines() if "mlpipe: waiting for 2 landing file(s) of 2013-01-02" in line]
+    assert len(waiting) >= 2 and all(line.endswith(files) and "([landing] wait = 3 s)" in line for line in waiting)
+    assert proc.stderr.splitlines()[-1] == (
+        "mlpipe: 2013-01-02 finished with exit code 20 (missing_data): gave up waiting for landing files of "
+        f"2013-01-02 after 3 s ([landing] wait in luigi.cfg): {files}; rerun when they land")
+    # the day's file is past its freshness rule (04:00 New York time on 2013-01-03): late data, once per file
+    assert proc.stderr.count("mlpipe: late data: flights/flights_2013-01-02.csv (flights of 2013-01-02) was "
+                             "expected by 2013-01-03T04:00:00-05:00") == 1
 
 
 def test_land_demo_writes_daily_files_once(env):

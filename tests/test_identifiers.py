@@ -58,8 +58,9 @@ def test_a_version_that_is_not_an_id_is_refused_before_anything_is_read_or_writt
 
 
 def test_show_still_takes_production(root, capsys):
-    assert main(["models", "show", "production"]) == 1
-    assert capsys.readouterr().err == "mlpipe: no model is in production yet\n"
+    assert main(["models", "show", "production"]) == 3  # NOT_RUN_YET: nothing deployed yet
+    assert capsys.readouterr().err == ("mlpipe: no model is in production yet: the first is deployed by `mlpipe run` "
+                                       "on the first deploy date\n")
 
 
 def plant_signed_version(directory: Path, version: str) -> None:
@@ -113,7 +114,7 @@ def test_the_mlpipe_command_refuses_a_path_as_version_with_one_line(env, tmp_pat
 @pytest.mark.parametrize("bad", NOT_DATES)
 @pytest.mark.parametrize("command", [["models", "which", "--date", "{d}"], ["run", "--date", "{d}"],
                                      ["plan", "--start", "{d}", "--end", "2013-01-05"],
-                                     ["invalidate", "--start", "2013-01-05", "--end", "{d}", "--stage", "clean",
+                                     ["invalidate", "--start", "2013-01-05", "--end", "{d}", "--stage", "validate",
                                       "--yes"]],
                          ids=["which", "run", "plan", "invalidate"])
 def test_a_date_in_any_other_form_than_yyyy_mm_dd_is_refused(root, tmp_path, capsys, command, bad):

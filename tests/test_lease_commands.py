@@ -68,7 +68,7 @@ def test_invalidate_is_refused_while_another_process_holds_the_root(env, holder)
     (clean / "_SUCCESS").write_text("")
     held = holder()
     before = lease_record(env)
-    args = [BIN / "mlpipe", "invalidate", "--start", "2013-01-01", "--end", "2013-01-01", "--stage", "clean"]
+    args = [BIN / "mlpipe", "invalidate", "--start", "2013-01-01", "--end", "2013-01-01", "--stage", "validate"]
     proc = run([*args, "--yes"], env)
     refused_naming(proc, held, "manual_wait")
     assert (clean / "_SUCCESS").exists(), "nothing was removed"
@@ -92,7 +92,7 @@ def test_a_killed_holder_on_this_host_frees_the_root_at_once(env, holder):
     held.wait()
     assert lease_record(env)["pid"] == held.pid, "a killed holder leaves its lease behind"
     promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
-    assert promote.returncode == 1, promote.stderr  # it ran (no waiting for the ttl): the version is not published
+    assert promote.returncode == 2, promote.stderr  # it ran (no waiting for the ttl): the version is not published
     assert "model version 20130105-abc is not published" in promote.stderr
     assert lease_record(env) is None, "released at the end"
 
@@ -110,7 +110,7 @@ def test_a_holder_on_another_host_frees_the_root_only_after_its_ttl(env, holder)
     overlay.write_text(overlay.read_text() + "[lease]\nmanual_wait = 60\n")
     promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
     assert "holds the storage root" in promote.stderr and "waiting up to 60 s ([lease] manual_wait)" in promote.stderr
-    assert promote.returncode == 1, promote.stderr  # it ran once the lease expired
+    assert promote.returncode == 2, promote.stderr  # it ran once the lease expired: the version is not published
     assert "model version 20130105-abc is not published" in promote.stderr
     assert lease_record(env) is None, "released at the end"
 
@@ -135,16 +135,16 @@ def two_runs_at_once(env: dict, tmp_path: Path, date: str) -> list[dict]:
     return stages
 
 
-def tasks_run(stages: list[dict], families: tuple[str, ...]) -> dict[str, int]:
-    return {family: sum(s.get(family, {}).get("tasks", 0) for s in stages) for family in families}
+def tasks_run(stages: list[dict], names: tuple[str, ...]) -> dict[str, int]:
+    return {name: sum(s.get(name, {}).get("tasks", 0) for s in stages) for name in names}
 
 
 @pytest.mark.slow
 def test_two_runs_of_one_date_started_at_once_run_each_task_once(env, tmp_path):
     land(env, "2013-01-01", "2013-01-06")
     stages = two_runs_at_once(env, tmp_path, "2013-01-06")
-    assert tasks_run(stages, ("CandidateModel", "ModelEvaluation", "Deployment", "FeaturePartition")) == {
-        "CandidateModel": 2, "ModelEvaluation": 2, "Deployment": 2, "FeaturePartition": 6}, stages
+    assert tasks_run(stages, ("train", "evaluate", "deploy", "features")) == {
+        "train": 2, "evaluate": 2, "deploy": 2, "features": 6}, stages
     assert lease_record(env) is None
 
 
@@ -157,8 +157,8 @@ def test_two_runs_of_one_date_on_s3_from_two_processes_run_each_task_once(env, t
     landed = run([BIN / "mlpipe", "land-demo", "--start", "2013-01-01", "--end", "2013-01-05"], env)
     assert landed.returncode == 0, landed.stderr
     stages = two_runs_at_once(env, tmp_path, "2013-01-05")
-    assert tasks_run(stages, ("RawPartition", "CleanPartition", "FeaturePartition", "CandidateModel", "Deployment")) == {
-        "RawPartition": 10, "CleanPartition": 10, "FeaturePartition": 5, "CandidateModel": 1, "Deployment": 1}, stages
+    assert tasks_run(stages, ("ingest", "validate", "features", "train", "deploy")) == {  # + the planes table
+        "ingest": 11, "validate": 11, "features": 5, "train": 1, "deploy": 1}, stages
     s3 = moto_server.client()
     assert "Contents" not in s3.list_objects_v2(Bucket=s3_bucket, Prefix="pipeline/_lease.json"), "released"
 
@@ -195,7 +195,7 @@ def test_invalidate_and_promote_during_a_paused_run_are_refused_and_the_run_ends
         root = Path(env["MLPIPE_ROOT"])
         clean = root / "clean/flights/date=2013-01-04/_SUCCESS"
         assert clean.exists()
-        invalidate = run([BIN / "mlpipe", "invalidate", "--stage", "clean", "--start", "2013-01-04",
+        invalidate = run([BIN / "mlpipe", "invalidate", "--stage", "validate", "--start", "2013-01-04",
                           "--end", "2013-01-04", "--yes"], env)
         promote = run([BIN / "mlpipe", "models", "promote", "20130105-abc", "--reason", "validated"], env)
         for refused in (invalidate, promote):

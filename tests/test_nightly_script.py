@@ -51,7 +51,7 @@ def test_nightly_under_cron_environment_then_a_forced_failure(cron_env, tmp_path
     assert summary["deployment"]["action"] in ("deployed", "kept")
     assert summary["rows"]["validation"]["flights"]["rows_in"] == len(
         pd.read_csv(Path(cron_env["MLPIPE_ROOT"]) / "landing" / "flights" / "flights_2013-01-06.csv"))
-    assert summary["stages"]["CandidateModel"]["tasks"] >= 1 and summary["metrics"]["challenger"]["roc_auc"]
+    assert summary["stages"]["train"]["tasks"] >= 1 and summary["metrics"]["challenger"]["roc_auc"]
     stored = list(Path(cron_env["MLPIPE_ROOT"]).glob("runs/nightly/date=2013-01-06/run-*.json"))
     assert len(stored) == 1 and json.loads(stored[0].read_text()) == summary
 

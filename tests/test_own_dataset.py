@@ -46,7 +46,7 @@ def _mlpipe(*args: str) -> int:
 def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, capsys):
     from tasks import (CandidateModel, CleanPartition, Deployment, FeaturePartition, ModelEvaluation,
                        ModelMonitoring, Predictions)
-    from tasks.config import get_storage
+    from tasks.config import get_storage, model_registry
 
     # a bad ride on one day: an unknown rider type and a start on another day are quarantined
     day3 = START + dt.timedelta(days=2)
@@ -68,7 +68,8 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     features = st.read_parquet(FeaturePartition(date=END).data())
     expected = rides_data.rides(END, 300)
     assert list(features.columns) == ["date", "ride_id", "station", "start_hour", "distance_km", "temperature_c",
-                                      "elevation_m", "station_minutes_3d", "rider_type", "duration_min"]
+                                      "elevation_m", "station_minutes_3d", "day_minutes_3d", "rider_type",
+                                      "duration_min"]
     assert features["ride_id"].tolist() == expected["ride_id"].tolist()
     np.testing.assert_allclose(features["duration_min"], expected["duration_min"])
     assert features["station_minutes_3d"].notna().all()  # three earlier days of every station
@@ -100,6 +101,16 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
     assert monitoring["realized"]["r2_vs_baseline"] > 0.7 and monitoring["alerts"] == []
     assert set(monitoring["feature_psi"]) == {"start_hour", "distance_km", "temperature_c", "elevation_m",
                                               "station_minutes_3d", "station", "rider_type"}
+    # the day-level feature is judged against the training days' values, not binned: no PSI, no alert
+    day_level = monitoring["day_level"]["day_minutes_3d"]
+    assert day_level["reference_days"] == 4 and day_level["varies_today"] is False
+    assert day_level["value"] == pytest.approx(features["day_minutes_3d"].iloc[0])
+    # quality and monitoring measure r2_vs_baseline against the same baseline: the model's training mean
+    capsys.readouterr()
+    assert _mlpipe("quality", "--start", END.isoformat(), "--end", END.isoformat()) == 0
+    one_day = json.loads(capsys.readouterr().out)
+    assert one_day["r2_vs_baseline"] == pytest.approx(monitoring["realized"]["r2_vs_baseline"], rel=1e-9)
+    assert one_day["baseline"] == pytest.approx(model_registry().manifest(monitoring["model_version"])["target_mean"])
 
     capsys.readouterr()
     assert _mlpipe("quality", "--start", first.isoformat(), "--end", END.isoformat()) == 0
@@ -114,7 +125,7 @@ def test_the_rides_dataset_runs_the_whole_nightly_chain(rides_root, tmp_path, ca
 
     # a second run finds everything done
     assert _mlpipe("plan", "--start", START.isoformat(), "--end", END.isoformat()) == 0
-    assert "0 task(s) would run, 0 input(s) missing" in capsys.readouterr().out
+    assert "0 task(s) would run, 0 blocked by 0 landing file(s) not delivered yet" in capsys.readouterr().out
     # the root belongs to rides now: the flights dataset is refused there
     assert main_flights("run", "--date", END.isoformat()) == 2
     assert "holds dataset 'rides'" in capsys.readouterr().err

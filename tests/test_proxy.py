@@ -207,7 +207,7 @@ def test_workers_run_a_backfill_through_the_proxy_and_nothing_gets_through_witho
         summary = tmp_path / "summary.json"
 
         backfill = site.in_worker([BIN / "mlpipe", "backfill", "--start", "2013-01-01", "--end", "2013-01-02",
-                                   "--stage", "clean", "--central"], backfill_env)
+                                   "--stage", "validate", "--central"], backfill_env)
         assert backfill.returncode == 0, backfill.stderr[-3000:]
         run = site.in_worker([BIN / "mlpipe", "run", "--date", "2013-01-02", "--central", "--summary", summary],
                              run_env)

@@ -100,13 +100,21 @@ def _evaluation_page() -> str:
 
 
 def _evaluation_problems(image: np.ndarray) -> list[str]:
+    """What the screenshot lacks of the holdout and importance plots drawn in the pages' shared
+    colours (those of the monitoring page), or shows of matplotlib's default ones."""
     problems = []
-    bars = _pixels_near(image, "C0")  # ROC / calibration line of the challenger and the importance bars
-    if bars < 3000:
-        problems.append(f"{bars} pixels of the first plot colour")
-    orange = _pixels_near(image, "C1")  # the production curves
-    if orange < 300:
-        problems.append(f"{orange} pixels of the second plot colour")
+    signatures = {
+        "challenger curves": (charts.MODEL_COLORS["challenger"], 500),
+        "production curves": (charts.MODEL_COLORS["production"], 300),
+        "importance bars": (charts.IMPORTANCE_COLOR, 3000),
+    }
+    for plot, (color, least) in signatures.items():
+        count = _pixels_near(image, color)
+        if count < least:
+            problems.append(f"{plot}: {count} pixels of {color}")
+    default = _pixels_near(image, "C0") + _pixels_near(image, "C1")
+    if default > 100:
+        problems.append(f"{default} pixels of matplotlib's default colours")
     return problems
 
 
@@ -114,4 +122,4 @@ def test_evaluation_report_screenshot_shows_the_plots(tmp_path):
     _require_chromium()
     page = _evaluation_page()
     assert _evaluation_problems(_shot(tmp_path, "evaluation", page)) == []
-    assert len(_evaluation_problems(_shot(tmp_path, "evaluation-broken", _broken(page)))) == 2
+    assert len(_evaluation_problems(_shot(tmp_path, "evaluation-broken", _broken(page)))) == 3

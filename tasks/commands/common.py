@@ -12,10 +12,12 @@ import luigi.retcodes
 
 from pipeline import identifiers, lease
 from pipeline.storage_errors import StorageError
-from tasks.config import LeaseConfig, get_storage
+from tasks.config import LeaseConfig, PipelineConfig, get_storage
+from tasks.nightly import DATA_STAGES, RENAMED, STAGES
 
 
 def date_arg(text: str) -> dt.date:
+    """A calendar date written YYYY-MM-DD (pipeline.identifiers.check_date), refused by argparse otherwise."""
     try:
         return identifiers.check_date(text)
     except identifiers.IdentifierError as exc:
@@ -35,23 +37,74 @@ def version_or_production_arg(text: str) -> str:
     return text if text == "production" else version_arg(text)
 
 
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (workers, rows, trials), refused by argparse otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def stage_arg(choices: tuple[str, ...]):
+    """An argparse type for `--stage`: one of `choices`. A stage's former name gets one line
+    naming its new one, exit 2 (USAGE); anything else argparse's invalid choice."""
+    def stage(text: str) -> str:
+        new = RENAMED.get(text)
+        if new is not None and text not in choices:
+            raise SystemExit(fail(f"--stage {text} is now called {new}; stages: {', '.join(choices)}"))
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(choices)})")
+        return text
+    stage.__name__ = "stage"
+    return stage
+
+
 def range_command(sub, name: str, help: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help)
-    p.add_argument("--start", type=date_arg, required=True, help="first date (YYYY-MM-DD)")
-    p.add_argument("--end", type=date_arg, required=True, help="last date, inclusive (YYYY-MM-DD)")
+    p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+    p.add_argument("--start", type=date_arg, required=True, metavar="YYYY-MM-DD", help="the first day of the range")
+    p.add_argument("--end", type=date_arg, required=True, metavar="YYYY-MM-DD",
+                   help="the last day of the range (inclusive)")
     return p
 
 
 def scheduling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=1, help="luigi worker processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="luigi worker processes running tasks side by side (default 1)")
     p.add_argument("--central", action="store_true",
                    help="use the central scheduler (luigid) from luigi.cfg instead of a local one")
 
 
-def fail(message: str, code: int = 1) -> int:
+USAGE = 2  # the exit code of a mistake in the command line: nothing was run or written
+
+
+def fail(message: str, code: int = USAGE) -> int:
     """Print `mlpipe: message` on stderr; returns `code` for the command to exit with."""
     print(f"mlpipe: {message}", file=sys.stderr)
     return code
+
+
+def order_problem(start: dt.date, end: dt.date) -> str | None:
+    """A range given last day first, as the line saying so; None when it is not."""
+    return f"--start {start} is after --end {end}: give the first day of the range first" if start > end else None
+
+
+def range_problem(start: dt.date, end: dt.date, stage: str | None = None, what: str = "--start") -> str | None:
+    """What is wrong with a range of pipeline days [start, end] (for `stage`: the model stages run
+    from the first deploy date on), as one line saying what to do; None when nothing is."""
+    if start > end:
+        return order_problem(start, end)
+    cfg = PipelineConfig()
+    if start < cfg.start_date:
+        return (f"{what} {start} is before the pipeline's first day {cfg.start_date} ([pipeline] start_date in "
+                f"luigi.cfg): use {cfg.start_date} or later, or move start_date back")
+    if stage in STAGES and stage not in DATA_STAGES and end < cfg.first_deploy_date:
+        return (f"--stage {stage} runs from the first deploy date {cfg.first_deploy_date} on ([pipeline] start_date "
+                f"+ warmup_days), after --end {end}: end the range on {cfg.first_deploy_date} or later, or "
+                f"pick a data stage ({', '.join(DATA_STAGES)})")
+    return None
 
 
 def luigi_retcodes():

@@ -4,21 +4,15 @@ files; `--repair` removes what is corrupt and everything built from it, for the 
 rebuild (the raw zone from the landing files, which are never modified)."""
 from __future__ import annotations
 
-import sys
-
 from pipeline import verify
 from tasks import integrity, ops
-from tasks.commands.common import date_arg, leased
+from tasks.commands.common import date_arg, leased, range_problem, stage_arg
 from tasks.config import PipelineConfig, get_storage
 
 
 @leased("manual_wait", when=lambda args: args.repair)
 def cmd_verify(args) -> int:
-    start = args.start or PipelineConfig().start_date
-    end = args.end or ops.last_day_with_outputs() or start
-    if start > end:
-        print(f"mlpipe verify: --start {start} is after --end {end}", file=sys.stderr)
-        return 2
+    start, end = _range(args)
     stages = (args.stage,) if args.stage else integrity.VERIFY_STAGES
     checked, problems = integrity.find_problems(start, end, stages)
     for p in problems:
@@ -43,13 +37,21 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def _range(args) -> tuple:
+    start = args.start or PipelineConfig().start_date
+    return start, args.end or ops.last_day_with_outputs() or start
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("verify", help="check stored outputs against their recorded checksums (--repair: remove "
                                       "what is corrupt so the next run rebuilds it)")
-    p.add_argument("--start", type=date_arg, default=None, help="first date (default: [pipeline] start_date)")
-    p.add_argument("--end", type=date_arg, default=None, help="last date, inclusive (default: the last day with outputs)")
-    p.add_argument("--stage", choices=list(integrity.VERIFY_STAGES), default=None,
-                   help="check one stage only (default: all, the raw zone and the registry too)")
+    p.add_argument("--start", type=date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="the first day to check (default: [pipeline] start_date)")
+    p.add_argument("--end", type=date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="the last day to check, inclusive (default: the last day with outputs)")
+    p.add_argument("--stage", type=stage_arg(integrity.VERIFY_STAGES), default=None, metavar="STAGE",
+                   help=f"check one stage only: one of {', '.join(integrity.VERIFY_STAGES)} (default: all of them; "
+                        "ingest is the raw zone)")
     p.add_argument("--repair", action="store_true",
                    help="remove corrupt outputs and everything downstream, and stray temporary files")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, check=lambda args: range_problem(*_range(args)))

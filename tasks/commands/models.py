@@ -5,10 +5,14 @@ import json
 
 from pipeline import registry
 from pipeline.metrics import HEADLINE_METRIC
-from tasks import queries
-from tasks.commands.common import date_arg, fail, leased, version_arg, version_or_production_arg
+from pipeline.storage_errors import StorageError
+from tasks import notify, queries
+from tasks.commands.common import (USAGE, date_arg, fail, leased, range_problem, version_arg,
+                                   version_or_production_arg)
+from tasks.commands.reports import query_failed
 from tasks.config import current_dataset, get_storage, model_registry
 from tasks.model import move_production
+from tasks.ops import VERIFY_PROBLEMS
 
 
 def _metric(metrics: dict | None, name: str) -> str:
@@ -35,7 +39,7 @@ def cmd_models_show(args) -> int:
     try:
         found = queries.model_details(args.version)
     except queries.QueryError as exc:
-        return fail(str(exc))
+        return query_failed(exc)
     manifest, checks, signature = found["manifest"], found["checks"], found["signature"]
     if args.json:
         print(json.dumps(manifest, indent=2, sort_keys=True))
@@ -62,7 +66,7 @@ def cmd_models_show(args) -> int:
         print(f"{period['kind']:<17} serving {period['from']}..{period['to'] or 'now'}"
               f"{'' if period['served'] else ' (replaced the same day: never served)'}; by {period['moved_by']}: "
               f"{period['reason']}")
-    return 0 if all(state == "ok" for state in checks.values()) and signature["valid"] else 1
+    return 0 if all(state == "ok" for state in checks.values()) and signature["valid"] else VERIFY_PROBLEMS
 
 
 def describe_signature(state: dict, version: str) -> str:
@@ -82,19 +86,27 @@ def cmd_models_sign(args) -> int:
         try:
             signed = reg.sign(version)
         except registry.RegistryError as exc:
-            return fail(str(exc))
+            return refused(exc)
         print(f"{version}: {'signed' if signed else 'already signed'} by key {reg.signature(version)['key_id']}")
     return 0
+
+
+def refused(exc: registry.RegistryError) -> int:
+    """The one line of a registry change refused: exit 60 (verify_problems) for a version whose files
+    or signature do not check out, else 2 (a version not published, an alias moved meanwhile)."""
+    return fail(str(exc), VERIFY_PROBLEMS if isinstance(exc, registry.VersionCorrupt) else USAGE)
 
 
 def _move(kind: str, version: str, reason: str) -> int:
     try:
         record = move_production(get_storage(), version, kind, reason)
     except registry.RegistryError as exc:
-        return fail(str(exc))
+        return refused(exc)
     print(f"production is now {record['version']} (was {record['previous_version']}), {kind.replace('_', ' ')} by "
           f"{registry.mover(record)}: {reason}\nit serves the dates after {record['as_of']}: the next nightly run "
           f"scores with it and compares its challenger with it")
+    notify.send(kind, version=record["version"], previous_version=record["previous_version"], reason=reason,
+                who=registry.mover(record))
     return 0
 
 
@@ -113,31 +125,50 @@ def cmd_models_rollback(args) -> int:
 
 
 def cmd_models_which(args) -> int:
-    """Which version served a date: from the predictions' own record, else from the decisions."""
+    """Which version served a date: from the predictions' own record, else from the decisions.
+    Exit 0 with an answer (a version, or "no model in production on D: why"), 2 for a date
+    before start_date, 3 (NOT_RUN_YET) when the decision it needs is not stored yet."""
     try:
         found = queries.which(args.date)
     except queries.QueryError as exc:
-        return fail(str(exc))
-    if found["scored"]:
-        print(f"{args.date}: scored by {', '.join(found['versions']) or 'no model'} (recorded in {found['recorded_in']})")
+        return query_failed(exc)
+    if found["version"] is None:
+        print(f"no model in production on {args.date}: {found['why']}")
+    elif found["scored"]:
+        print(f"{args.date}: {found['version']} (scored it; recorded in {found['recorded_in']})")
     else:
-        print(f"{args.date}: not scored yet; the model in production for it is {found['live'] or 'none'}")
+        print(f"{args.date}: {found['version']} (in production for it by the decision of {found['decided_on']}; "
+              "not scored yet)")
     return 0
 
 
+def unpublished(*versions: str | None) -> str | None:
+    """The first of `versions` (None and 'production' left out) not published in the registry, as the
+    line to print; None when all are (or the registry cannot be read: the command reports that)."""
+    reg = model_registry()
+    for version in versions:
+        try:
+            if version not in (None, "production") and not reg.is_published(version):
+                return (f"model version {version} is not published in {reg.base}; `mlpipe models list` shows the "
+                        "published ones")
+        except (OSError, registry.RegistryError, StorageError):
+            return None
+    return None
+
+
 def add_parsers(sub) -> None:
-    models = sub.add_parser("models", help="the model registry: list, show, promote, rollback, which")
+    models = sub.add_parser("models", help="the model registry: list, show, sign, promote, rollback, which")
     msub = models.add_subparsers(dest="models_command", required=True)
     p = msub.add_parser("list", help="published versions, their holdout metric and the dates each served")
     p.set_defaults(func=cmd_models_list)
     p = msub.add_parser("show", help="a version's manifest, file checks and live periods")
     p.add_argument("version", type=version_or_production_arg, help="a version id, or 'production' for the live one")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
-    p.set_defaults(func=cmd_models_show)
+    p.set_defaults(func=cmd_models_show, check=lambda args: unpublished(args.version))
     p = msub.add_parser("promote", help="put a published version in production from the next nightly run on")
-    p.add_argument("version", type=version_arg)
+    p.add_argument("version", type=version_arg, help="the published version to serve, e.g. 20130115-3f9a0c12de")
     p.add_argument("--reason", required=True, help="why (kept in the alias history)")
-    p.set_defaults(func=cmd_models_promote)
+    p.set_defaults(func=cmd_models_promote)  # move_production refuses an unpublished version, under the lease
     p = msub.add_parser("rollback", help="go back to the previous production version (or --to VERSION)")
     p.add_argument("--to", metavar="VERSION", type=version_arg,
                    help="the version to go back to (default: the one live before)")
@@ -145,8 +176,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_models_rollback)
     p = msub.add_parser("sign", help="sign a version published before versions were signed, after checking its "
                                      "files against its manifest")
-    p.add_argument("versions", nargs="+", metavar="VERSION", type=version_arg)
-    p.set_defaults(func=cmd_models_sign)
+    p.add_argument("versions", nargs="+", metavar="VERSION", type=version_arg, help="the published versions to sign")
+    p.set_defaults(func=cmd_models_sign, check=lambda args: unpublished(*args.versions))
     p = msub.add_parser("which", help="which model version scored (or will score) a date")
-    p.add_argument("--date", type=date_arg, required=True)
-    p.set_defaults(func=cmd_models_which)
+    p.add_argument("--date", type=date_arg, required=True, metavar="YYYY-MM-DD", help="the day that was scored")
+    p.set_defaults(func=cmd_models_which, check=lambda args: range_problem(args.date, args.date, what="--date"))

@@ -10,23 +10,18 @@ import time
 
 from luigi.retcodes import run_with_retcodes
 
-from pipeline import layout
+from pipeline import layout, waiting
 from pipeline import storage as st
 from pipeline.description import BUILTIN
 from pipeline.storage_errors import StorageError
-from tasks import ops
-from tasks.commands.common import date_arg, leased, luigi_retcodes, range_command, scheduling_options
-from tasks.config import current_dataset, get_storage
+from tasks import notify, ops
+from tasks.commands.common import (date_arg, leased, luigi_retcodes, order_problem, positive_int, range_command,
+                                   range_problem, scheduling_options, stage_arg)
+from tasks.config import LandingConfig, current_dataset, get_storage
 from tasks.nightly import DATA_STAGES, STAGES, NightlyPipeline
-from tasks.queries import QueryError, days_between
+from tasks.queries import days_between
 from tasks.threads import preload_for_workers
-
-
-def days(start: dt.date, end: dt.date) -> list[dt.date]:
-    try:
-        return days_between(start, end)
-    except QueryError as exc:
-        raise SystemExit(f"mlpipe: {exc}") from None
+from tasks.waiting import pending_files, take_outcome
 
 
 def _flights_only(command: str) -> int:
@@ -58,18 +53,13 @@ def cmd_land_synthetic(args) -> int:
 
     if _flights_only("land-synthetic"):
         return 2
-    if args.drift_start is None and (args.drift_shift_minutes is not None or args.drift_delay_minutes is not None):
-        raise SystemExit("mlpipe land-synthetic: --drift-shift-minutes/--drift-delay-minutes need --drift-start")
     drift = None
     if args.drift_start is not None:
         drift = Drift(args.drift_start, shift_minutes=90 if args.drift_shift_minutes is None else args.drift_shift_minutes,
                       delay_minutes=20.0 if args.drift_delay_minutes is None else args.drift_delay_minutes)
     store = get_storage()
-    try:
-        counts = land_synthetic(store.landing, args.start, args.end, args.rows_per_day, args.seed, drift=drift,
-                                overwrite=args.overwrite, store=store)
-    except ValueError as exc:
-        raise SystemExit(f"mlpipe land-synthetic: {exc}") from None
+    counts = land_synthetic(store.landing, args.start, args.end, args.rows_per_day, args.seed, drift=drift,
+                            overwrite=args.overwrite, store=store)
     print(f"landed synthetic data ({args.rows_per_day} flights a day, seed {args.seed}"
           + (f", drift from {drift.start}" if drift else "") + f") for {args.start}..{args.end} into "
           f"{store.landing}: {counts['written']} file(s) written, {counts['skipped']} already there")
@@ -82,48 +72,97 @@ def cmd_run(args) -> int:
     with --summary, in a local file too (for alerting)."""
     started = time.time()
     reprocessed = ops.reprocess_redelivered(args.date, args.date)  # [landing] redelivery = reprocess
-    with ops.recorded_timings() as timings:
-        code = _run_luigi(["NightlyPipeline", "--date", args.date.isoformat()], args)
+    code, wait, missing = _wait_for_landing(args)
     if code == ops.SCHEDULER_UNREACHABLE:
+        notify.send_run_failed(args.date.isoformat(), code, ops.exit_class(code), [])
+        return code
+    # With landing files still missing, luigi's keep-alive would sit idle for its whole
+    # max_keep_alive_idle_duration (it never checks external data again): the run ends once the
+    # rest has run, since the wait for the files is over.
+    idle = ["--worker-max-keep-alive-idle-duration", "1 second"] if missing else []
+    with ops.recorded_timings() as timings, notify.recorded_failures() as failures:
+        code = _run_luigi(["NightlyPipeline", "--date", args.date.isoformat(), *idle], args)
+    if code == ops.SCHEDULER_UNREACHABLE:
+        notify.send_run_failed(args.date.isoformat(), code, ops.exit_class(code), failures)
         return code
     code = _done_by_another_worker(code, args.date)
-    summary = ops.run_summary(args.date, code, started, timings, reprocessed)
+    summary = ops.run_summary(args.date, code, started, timings, reprocessed, wait)
     if code == 0 and summary["alerts"] and ops.fail_on_alert():
         code = ops.MONITORING_ALERT
         summary.update(exit_code=code, exit_class=ops.exit_class(code))
         print(f"mlpipe: monitoring raised {len(summary['alerts'])} alert(s) for {args.date} and [monitor] "
               f"fail_on_alert is set: {summary['alerts']}", file=sys.stderr)
+    _store_summary(args, summary, started)
+    ending = ""
+    if code == luigi_retcodes().missing_data and missing:
+        ending = ": " + (wait.wait.gave_up_line(missing) if wait is not None else waiting.not_waited_line(args.date, missing))
+    print(f"mlpipe: {args.date} finished with exit code {code} ({summary['exit_class']}){ending}", file=sys.stderr)
+    notify.send_run_failed(args.date.isoformat(), code, summary["exit_class"], failures)
+    return code
+
+
+def _wait_for_landing(args) -> tuple[int, waiting.Outcome | None, list[waiting.Pending]]:
+    """[landing] wait: the landing files the night needs and that are not delivered yet are waited
+    for first, in a luigi run of its own (LandingWait), so luigid shows what is waited for. Returns
+    that run's exit code, how the wait ended (None: nothing was waited for) and the files still
+    missing."""
+    missing = pending_files([NightlyPipeline(date=args.date)])
+    if not missing or LandingConfig().wait <= 0:
+        return 0, None, missing
+    # --no-lock: luigi's lock keys on this process's command line, so a lock taken here would make
+    # the pipeline's run that follows in the same process "already running".
+    code = _run_luigi(["LandingWait", "--date", args.date.isoformat(), "--no-lock"], args, workers=1)
+    wait = take_outcome(args.date)
+    return code, wait, (missing if wait is None else wait.pending)
+
+
+def _store_summary(args, summary: dict, started: float) -> None:
+    """Each run's summary goes to its own file under runs/ in the storage root. A run that did
+    something (a task ran, or it failed) also becomes the night's: runs/.../night.json and the
+    --summary file; one that did nothing leaves those as the last real run made them."""
     store = get_storage()
     stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = store.file(store.partition("runs", "nightly", args.date), layout.run_summary_file(stamp))
+    night = store.partition("runs", "nightly", args.date)
+    target = store.file(night, layout.run_summary_file(stamp))
+    did_work = bool(summary["stages"]) or summary["exit_code"] != 0
     try:
         st.write_json(target, summary)
+        if did_work:
+            st.write_json(store.file(night, layout.NIGHT_SUMMARY_FILE), summary)
         print(f"mlpipe: run summary written to {target.path}", file=sys.stderr)
     except (OSError, StorageError) as exc:
         print(f"mlpipe: could not store the run summary at {target.path}: {exc}", file=sys.stderr)
-    if args.summary:  # written whole or not at all: alerting reads it
-        with open(args.summary + ".tmp", "w") as out:
-            json.dump(summary, out, indent=2, sort_keys=True)
-        os.replace(args.summary + ".tmp", args.summary)
-        print(f"mlpipe: run summary written to {args.summary}", file=sys.stderr)
-    print(f"mlpipe: {args.date} finished with exit code {code} ({summary['exit_class']})", file=sys.stderr)
-    return code
+    if not args.summary:
+        return
+    if not did_work and os.path.exists(args.summary):
+        print(f"mlpipe: nothing ran; the night's summary {args.summary} is kept; this run's summary: {target.path}",
+              file=sys.stderr)
+        return
+    with open(args.summary + ".tmp", "w") as out:  # written whole or not at all: alerting reads it
+        json.dump(summary, out, indent=2, sort_keys=True)
+    os.replace(args.summary + ".tmp", args.summary)
+    print(f"mlpipe: run summary written to {args.summary}", file=sys.stderr)
 
 
 @leased("run_wait")
 def cmd_backfill(args) -> int:
     ops.reprocess_redelivered(args.start, args.end, args.stage)  # [landing] redelivery = reprocess
-    return _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
-                       "--stage", args.stage], args, models=args.stage not in DATA_STAGES)
+    with notify.recorded_failures() as failures:
+        code = _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
+                           "--stage", args.stage], args, models=args.stage not in DATA_STAGES)
+    notify.send_run_failed(f"{args.start}..{args.end}", code, ops.exit_class(code), failures)
+    return code
 
 
-def _run_luigi(task_args: list[str], args, models: bool = True) -> int:
+def _run_luigi(task_args: list[str], args, models: bool = True, workers: int | None = None) -> int:
     """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code.
-    `models`: the task includes model stages (what to import before luigi forks its workers)."""
-    if args.workers > 1:
+    `models`: the task includes model stages (what to import before luigi forks its workers);
+    `workers`: instead of --workers."""
+    workers = args.workers if workers is None else workers
+    if workers > 1:
         preload_for_workers(models)
 
-    argv = ["--module", "tasks", *task_args, "--workers", str(args.workers)]
+    argv = ["--module", "tasks", *task_args, "--workers", str(workers)]
     host, port = None, None
     if not args.central:
         argv.append("--local-scheduler")
@@ -163,14 +202,23 @@ def _done_by_another_worker(code: int, date: dt.date) -> int:
 
 
 def cmd_plan(args) -> int:
-    rows = ops.plan([NightlyPipeline(date=d) for d in days(args.start, args.end)])
-    todo = [r for r in rows if r["action"] != "complete"]
-    for row in sorted(todo, key=lambda r: (r["date"], r["stage"], r["task"])):
-        print(f"{row['date'] or '-':<10}  {row['action']:<5}  {row['stage']:<16}  {row['task']}\n"
-              f"{'':<10}  {'':<5}  {'':<16}  why: {row['why']}")
-    print(f"mlpipe plan {args.start}..{args.end}: {sum(r['action'] == 'run' for r in rows)} task(s) would run, "
-          f"{sum(r['action'] == 'waits' for r in rows)} input(s) missing, "
-          f"{sum(r['action'] == 'complete' for r in rows)} complete; nothing was run")
+    """By date (a header line each), in pipeline order: every task a backfill of the range would run,
+    with its stage, action and why; then any warnings and one line of counts."""
+    rows = ops.plan([NightlyPipeline(date=d) for d in days_between(args.start, args.end)])
+    date = None
+    for row in rows:
+        if row["action"] == "complete":
+            continue
+        if row["date"] != date:
+            date = row["date"]
+            print(date or "reference tables (no date)")
+        print(f"  {row['stage']:<9} {row['action']:<8} {row['task']}  why: {row['why']}")
+    warnings = ops.plan_warnings(args.start, args.end)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    count = {action: sum(r["action"] == action for r in rows) for action in ("run", "blocked", "waits", "complete")}
+    print(f"mlpipe plan {args.start}..{args.end}: {count['run']} task(s) would run, {count['blocked']} blocked by "
+          f"{count['waits']} landing file(s) not delivered yet, {count['complete']} complete; nothing was run")
     return 0
 
 
@@ -194,41 +242,86 @@ def cmd_invalidate(args) -> int:
     return 0
 
 
+def _landing_problem(args) -> str | None:
+    """land-demo's and land-synthetic's dates: within the embedded 2013 data, the first day first."""
+    from pipeline.flights.landing import DATA_END, DATA_START
+
+    if args.start > args.end:
+        return order_problem(args.start, args.end)
+    if args.start < DATA_START or args.end > DATA_END:
+        return (f"the embedded flights data covers {DATA_START}..{DATA_END}, not {args.start}..{args.end}: "
+                "pick days within it")
+    return None
+
+
+def _synthetic_problem(args) -> str | None:
+    """land-synthetic resamples the embedded days onto any dates: only the first day first."""
+    if args.drift_start is None and (args.drift_shift_minutes is not None or args.drift_delay_minutes is not None):
+        return "--drift-shift-minutes and --drift-delay-minutes need --drift-start: add it, or leave them out"
+    return order_problem(args.start, args.end)
+
+
+def _run_problem(args) -> str | None:
+    if args.summary:
+        folder = os.path.dirname(os.path.abspath(args.summary))
+        if not os.path.isdir(folder):
+            return (f"--summary {args.summary}: the directory {folder} does not exist; create it or name a file "
+                    "in one that does")
+    return range_problem(args.date, args.date, what="--date")
+
+
+def _invalidate_problem(args) -> str | None:
+    if args.stage == "ingest":
+        return ("--stage ingest cannot be invalidated: the raw zone is never removed (a re-delivered landing file "
+                "is parsed again once its day is invalidated from validate on); pick validate or a later stage")
+    return range_problem(args.start, args.end, args.stage)
+
+
+DATE_HELP = "YYYY-MM-DD"
+
+
 def add_parsers(sub) -> None:
-    p = sub.add_parser("land-demo", help="deliver the embedded 2013 flights data as daily landing files")
-    p.add_argument("--start", type=date_arg, required=True)
-    p.add_argument("--end", type=date_arg, required=True)
+    p = range_command(sub, "land-demo", "deliver the embedded 2013 flights data as daily landing files")
     p.add_argument("--overwrite", action="store_true", help="replace landing files that exist")
-    p.set_defaults(func=cmd_land_demo)
+    p.set_defaults(func=cmd_land_demo, check=_landing_problem)
 
-    p = sub.add_parser("land-synthetic", help="deliver synthetic daily landing files of any size (scale tests)")
-    p.add_argument("--start", type=date_arg, required=True)
-    p.add_argument("--end", type=date_arg, required=True)
-    p.add_argument("--rows-per-day", type=int, required=True, help="flights per day")
-    p.add_argument("--seed", type=int, default=0, help="random seed; a day's files depend only on it and the date")
-    p.add_argument("--drift-start", type=date_arg, default=None,
-                   help="inject drift from this date on: later departures and longer delays")
-    p.add_argument("--drift-shift-minutes", type=int, default=None, help="departures move this much later (default 90)")
-    p.add_argument("--drift-delay-minutes", type=float, default=None, help="delays grow by this much (default 20)")
+    p = range_command(sub, "land-synthetic", "deliver synthetic daily landing files of any size (scale tests)")
+    p.add_argument("--rows-per-day", type=positive_int, required=True, metavar="N", help="flights per day")
+    p.add_argument("--seed", type=int, default=0, help="random seed; a day's files depend only on it and the date "
+                                                      "(default 0)")
+    p.add_argument("--drift-start", type=date_arg, default=None, metavar=DATE_HELP,
+                   help="inject drift from this day on: later departures and longer delays")
+    p.add_argument("--drift-shift-minutes", type=int, default=None, metavar="MINUTES",
+                   help="with --drift-start: departures move this much later (default 90)")
+    p.add_argument("--drift-delay-minutes", type=float, default=None, metavar="MINUTES",
+                   help="with --drift-start: delays grow by this much (default 20)")
     p.add_argument("--overwrite", action="store_true", help="replace landing files that exist")
-    p.set_defaults(func=cmd_land_synthetic)
+    p.set_defaults(func=cmd_land_synthetic, check=_synthetic_problem)
 
-    p = sub.add_parser("run", help="run the nightly pipeline for one date")
-    p.add_argument("--date", type=date_arg, required=True)
-    p.add_argument("--summary", metavar="FILE", help="also write the JSON run summary to this local file")
+    help = "run the nightly pipeline for one date"
+    p = sub.add_parser("run", help=help, description="Run the nightly pipeline for one date: every stage from ingest "
+                       "to monitor (before the first deploy date: the data stages only).")
+    p.add_argument("--date", type=date_arg, required=True, metavar=DATE_HELP,
+                   help="the day to process, usually yesterday")
+    p.add_argument("--summary", metavar="FILE",
+                   help="also write the JSON run summary to this local file (a run that ran nothing leaves an "
+                        "existing one as it is)")
     scheduling_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, check=_run_problem)
 
     p = range_command(sub, "backfill", "run the nightly pipeline for every day of a range (only what is missing)")
-    p.add_argument("--stage", default="nightly", choices=["nightly", *STAGES],
-                   help="backfill one stage (and what it needs) instead of the whole nightly pipeline")
+    p.add_argument("--stage", default="nightly", type=stage_arg(("nightly", *STAGES)), metavar="STAGE",
+                   help=f"backfill one stage (and what it needs) instead of the whole nightly pipeline: one of "
+                        f"{', '.join(STAGES)} (default: nightly, the whole pipeline)")
     scheduling_options(p)
-    p.set_defaults(func=cmd_backfill)
+    p.set_defaults(func=cmd_backfill, check=lambda args: range_problem(args.start, args.end, args.stage))
 
     p = range_command(sub, "plan", "dry run: what a backfill of the range would run, and why")
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=cmd_plan, check=lambda args: range_problem(args.start, args.end))
 
     p = range_command(sub, "invalidate", "remove a stage's outputs and everything downstream, for a range")
-    p.add_argument("--stage", required=True, choices=list(STAGES))
+    p.add_argument("--stage", required=True, type=stage_arg(tuple(STAGES)), metavar="STAGE",
+                   help=f"the first stage to remove: one of {', '.join(list(STAGES)[1:])} (ingest, the raw zone, is "
+                        "never removed)")
     p.add_argument("--yes", action="store_true", help="remove them (without it: only list them)")
-    p.set_defaults(func=cmd_invalidate)
+    p.set_defaults(func=cmd_invalidate, check=_invalidate_problem)

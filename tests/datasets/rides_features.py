@@ -10,7 +10,8 @@ from pipeline.dataset import DayData
 
 def build_features(day: DayData) -> pd.DataFrame:
     """One row per ride: its start hour, distance, temperature, the station's elevation (from the
-    stations table) and the station's mean ride minutes over the earlier days of `day.history`."""
+    stations table), the station's mean ride minutes over the earlier days of `day.history`, and
+    the mean minutes of every ride of those days (a day-level feature: one value for the day)."""
     rides = day.rows
     started = pd.to_datetime(rides["started_at"].astype("object"), format="%Y-%m-%d %H:%M:%S")
     stations = day.references["stations"].drop_duplicates("station").set_index("station")
@@ -23,6 +24,7 @@ def build_features(day: DayData) -> pd.DataFrame:
         "temperature_c": rides["temperature_c"].to_numpy(dtype="float64", na_value=np.nan),
         "elevation_m": station.map(stations["elevation_m"]).to_numpy(dtype="float64", na_value=np.nan),
         "station_minutes_3d": station.map(by_station).to_numpy(dtype="float64", na_value=np.nan),
+        "day_minutes_3d": np.full(len(rides), known["duration_min"].mean() if len(known) else np.nan),
         "station": station,
         "rider_type": rides["rider_type"].astype("string"),
     })

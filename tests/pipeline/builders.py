@@ -48,7 +48,7 @@ def fit(frame: pd.DataFrame, numeric=NUMERIC, categorical=CATEGORICAL, target: s
     rows = es.labelled(frame, target)
     X, y = es.model_inputs(rows, numeric, categorical, target, problem)
     counts = {"rows_available": len(frame), "rows_labelled": len(rows)}
-    return tr.fit_rows(X, y, numeric, categorical, target, hp, counts, problem, **options)
+    return tr.fit_rows(X, y, numeric, categorical, target, hp, counts, problem, **{"min_train_rows": 500, **options})
 
 
 def sampled_inputs(parts, target: str, max_rows: int, seed: int, numeric=NUMERIC, categorical=CATEGORICAL,

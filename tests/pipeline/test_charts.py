@@ -75,8 +75,10 @@ def test_monitoring_charts_render_days_without_any_value():
 
 
 def test_versions_keep_their_colour_and_moves_their_style():
-    colors = charts.version_colors([("a", 0, 1), ("b", 2, 3), ("a", 4, 5)])
+    colors = charts.version_colors(["a", "b", "a", None, ""])
     assert colors == {"a": charts.VERSION_COLORS[0], "b": charts.VERSION_COLORS[1]}
+    many = charts.version_colors(f"v{i}" for i in range(2 * len(charts.VERSION_COLORS)))
+    assert len(set(many.values())) == len(many) == 2 * len(charts.VERSION_COLORS)
     assert charts.event_style("rolled_back")["label"] == "rolled back"
     assert charts.event_style("")["label"] == "moved"
 

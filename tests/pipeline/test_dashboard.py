@@ -222,7 +222,7 @@ def test_alias_events_are_listed_and_escaped():
     assert "rolled back" in events_html and "promoted" in events_html
     assert "AUC &lt;0.5 &amp; drift on dep_hour" in events_html
     assert "2013-11-21" in events_html  # a move as of the 20th serves from the 21st
-    outside = re.findall(r'<tr class="outside">.*?</tr>', events_html, re.S)
+    outside = re.findall(r'<tr class="outside[^"]*">.*?</tr>', events_html, re.S)
     assert len(outside) == 1 and "2013-10-14" in outside[0]
 
 

@@ -49,7 +49,7 @@ def test_a_second_acquire_is_refused_naming_the_holder_and_what_to_do(storage):
     held = ls.acquire(storage, "mlpipe run --date 2013-01-06", ttl=120, clock=clock)
     clock.now += 60
     with pytest.raises(ls.LeaseHeld) as refused:
-        ls.acquire(storage, "mlpipe invalidate --stage clean --yes", ttl=120, clock=clock)
+        ls.acquire(storage, "mlpipe invalidate --stage validate --yes", ttl=120, clock=clock)
     r = held.record
     message = str(refused.value)
     assert (f"`mlpipe run --date 2013-01-06` (pid {os.getpid()} on {socket.gethostname()}, user {r['user']}) holds "

@@ -30,7 +30,7 @@ def reference():
 def test_drift_of_the_reference_itself_is_zero(reference):
     X, scores, prof = reference
     d = dr.drift(prof, X, scores)
-    assert d == {"feature_psi": {"a": 0.0, "b": 0.0, "cat": 0.0}, "prediction_psi": 0.0}
+    assert d == {"feature_psi": {"a": 0.0, "b": 0.0, "cat": 0.0}, "prediction_psi": 0.0, "day_level": {}}
 
 
 def test_drift_uses_the_reference_bins(reference):
@@ -88,6 +88,62 @@ def test_monitor_day_without_drift_has_no_alerts(reference):
                           prediction_psi_threshold=0.25, min_auc=0.6, problem="binary")
     assert out["alerts"] == []
     assert out["realized"]["roc_auc"] == 1.0
+
+
+# ---- day-level features ------------------------------------------------------------------------
+@pytest.fixture
+def by_day():
+    """Ten training days of 100 rows: `varying` differs within each day, `daily` (a rate over
+    earlier days, say) and `weekday` hold one value per day."""
+    rng = np.random.default_rng(1)
+    days = np.repeat([f"2013-01-{d:02d}" for d in range(1, 11)], 100)
+    daily = np.repeat(rng.normal(5.0, 1.0, size=10), 100)
+    X = pd.DataFrame({"varying": rng.normal(size=1000), "daily": daily,
+                      "weekday": pd.Series(np.repeat(list("MTWTFSSMTW"), 100), dtype="string")})
+    scores = rng.uniform(0, 0.5, size=1000)
+    return X, scores, dr.profile(X, ["varying", "daily"], ["weekday"], scores, days=days)
+
+
+def test_day_level_features_are_found_from_the_training_days(by_day):
+    X, _, prof = by_day
+    assert set(prof["features"]) == {"varying"}
+    assert prof["day_level"]["daily"]["values"] == pytest.approx(X["daily"].iloc[::100].tolist())
+    assert prof["day_level"]["weekday"] == {"kind": "categorical", "values": list("MTWTFSSMTW")}
+    # one differing row in one day is enough to make a feature vary within a day
+    days = np.repeat(np.arange(10), 100)
+    assert dr.day_level_features(X.assign(daily=X["daily"].where(X.index != 5, 0.0)), days,
+                                 ["daily", "weekday"]) == ["weekday"]
+
+
+def test_a_day_level_feature_raises_no_psi_alert_and_a_varying_one_still_does(by_day):
+    X, scores, prof = by_day
+    today = pd.DataFrame({"varying": np.random.default_rng(2).normal(size=300) + 5.0,  # shifted
+                          "daily": np.full(300, 9.0), "weekday": pd.Series(["M"] * 300, dtype="string")})
+    out = mon.monitor_day(scores[:300], np.full(300, np.nan), today, prof,
+                          alert_features=["varying", "daily", "weekday"], psi_threshold=0.25,
+                          prediction_psi_threshold=10.0, min_auc=0.6, problem="binary")
+    assert out["alerts"] == [f"feature drift: PSI of 'varying' is {out['feature_psi']['varying']:.3f} > 0.25"]
+    assert set(out["feature_psi"]) == {"varying"}
+    values = np.asarray(prof["day_level"]["daily"]["values"])
+    daily = out["day_level"]["daily"]
+    assert daily["value"] == 9.0 and daily["reference_days"] == 10 and daily["outside_range"] is True
+    assert daily["z"] == pytest.approx((9.0 - values.mean()) / values.std(ddof=1), abs=1e-6)
+    assert out["day_level"]["weekday"] == {"reference_days": 10, "varies_today": False, "value": "M",
+                                           "seen_share": 0.2}
+    # without the days, the same features are binned as before: today's single value is far out
+    binned = dr.profile(X, ["varying", "daily"], ["weekday"], scores)
+    old = mon.monitor_day(scores[:300], np.full(300, np.nan), today, binned,
+                          alert_features=["varying", "daily", "weekday"], psi_threshold=0.25,
+                          prediction_psi_threshold=10.0, min_auc=0.6, problem="binary")
+    assert {a.split("'")[1] for a in old["alerts"]} == {"varying", "daily", "weekday"}
+
+
+def test_a_usual_day_level_value_is_within_the_reference_days(by_day):
+    X, scores, prof = by_day
+    day = X.iloc[300:400]  # the fourth training day itself
+    out = dr.drift(prof, day, scores[300:400])["day_level"]
+    assert out["daily"]["outside_range"] is False and abs(out["daily"]["z"]) < 3
+    assert out["daily"]["varies_today"] is False
 
 
 # ---- realized_over ----------------------------------------------------------------------------

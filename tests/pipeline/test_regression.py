@@ -69,7 +69,7 @@ def holdout():
 @pytest.fixture(scope="module")
 def candidate(train, holdout):
     return tr.fit_candidate(iter(by_day(train)), iter(by_day(holdout)), NUMERIC, CATEGORICAL, TARGET, HP,
-                            max_train_rows=0, importance_repeats=2, problem="regression")
+                            max_train_rows=0, importance_repeats=2, problem="regression", min_train_rows=500)
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -89,10 +89,14 @@ def test_regression_metrics_match_sklearn_and_the_hand_computed_baseline():
     assert m["baseline_mae"] == pytest.approx(11 / 5)
     assert m["baseline_rmse"] == pytest.approx(math.sqrt(55 / 5))
     assert m["r2_vs_baseline"] == pytest.approx(1 - 5.5 / 55)
-    # without a training mean the baseline is the holdout's own mean: r2_vs_baseline is then R2
+    # without the model's training mean there is no baseline: never the judged rows' own mean
     own = mt.metrics(LABELS, PREDICTED, problem="regression")
-    assert own["baseline"] == 4.0 and own["r2_vs_baseline"] == pytest.approx(own["r2"])
-    assert own["baseline_rmse"] == pytest.approx(math.sqrt(50 / 5))
+    assert own["baseline"] is None and own["r2_vs_baseline"] is None and own["baseline_rmse"] is None
+    assert own["r2"] == m["r2"]
+    # rows scored by two models: each row against the training mean of the model that scored it
+    per_row = mt.metrics(LABELS, PREDICTED, problem="regression", baseline=np.array([3.0, 3.0, 3.0, 5.0, 5.0]))
+    assert per_row["r2_vs_baseline"] == pytest.approx(1 - 5.5 / (4 + 1 + 0 + 1 + 25))
+    assert mt.naive_baseline({"target_mean": 3}) == 3.0 and mt.naive_baseline({"positive_rate": 0.2}) is None
 
 
 def test_a_predictor_worse_than_the_mean_has_a_negative_r2_vs_baseline():
@@ -108,7 +112,7 @@ def test_regression_metrics_where_they_are_undefined():
                                           "baseline_mae", "baseline_rmse", "r2_vs_baseline"))
     constant = mt.metrics(np.full(4, 2.0), np.array([1.0, 2.0, 3.0, 2.0]), problem="regression", baseline=1.0)
     assert constant["r2"] is None and constant["r2_vs_baseline"] == pytest.approx(1 - 2 / 4)
-    exact_baseline = mt.metrics(np.full(4, 2.0), np.full(4, 2.5), problem="regression")
+    exact_baseline = mt.metrics(np.full(4, 2.0), np.full(4, 2.5), problem="regression", baseline=2.0)
     assert exact_baseline["r2_vs_baseline"] is None and exact_baseline["rmse"] == pytest.approx(0.5)
     assert mt.metrics(np.array([5.0]), np.array([4.0]), problem="regression")["r2"] is None
 
@@ -238,7 +242,7 @@ def test_tuning_picks_the_lowest_rmse_and_the_tuned_linear_model_round_trips(tra
     weak = es.Hyperparameters(max_iter=10, min_samples_leaf=20)
     tuning = {"trials": 3, "families": ["hgb", "linear"], "folds": 2, "seed": 0}
     model, meta = tr.fit_candidate(iter(by_day(train)), iter(by_day(holdout)), NUMERIC, CATEGORICAL, TARGET,
-                                   weak, max_train_rows=0, importance_repeats=0, tuning_spec=tuning, problem="regression")
+                                   weak, max_train_rows=0, importance_repeats=0, tuning_spec=tuning, problem="regression", min_train_rows=500)
     trials = meta["tuning"]["trials"]
     assert [t["family"] for t in trials] == ["hgb", "linear", "hgb"]
     assert all(t["score_name"] == "rmse" and len(t["fold_rmse"]) == 2 for t in trials)

@@ -66,8 +66,34 @@ def test_unlabelled_rows_are_not_trained_on(data):
 def test_too_few_labelled_rows_raises(data):
     frame = data.iloc[:520].copy()
     frame.loc[frame.index[:30], "late"] = np.nan
-    with pytest.raises(es.TrainingError, match=r"only 490 labelled training rows \(minimum 500\)"):
+    with pytest.raises(es.TrainingError, match=r"only 490 labelled training rows \(minimum 500, \[CandidateModel\] "
+                                               r"min_train_rows in luigi.cfg\): lower it, or raise \[pipeline\] "
+                                               r"warmup_days / \[CandidateModel\] window_days"):
         fit(frame)
+    _, meta = fit(frame, min_train_rows=490)
+    assert meta["rows_trained"] == 490
+
+
+def test_fit_candidate_names_the_window_and_the_setting_when_it_is_short():
+    parts = [(D(2013, 1, 1), dated(150, 1)), (D(2013, 1, 2), dated(150, 1, seed=1))]
+    with pytest.raises(es.TrainingError, match=r"^only 300 labelled training rows in the window "
+                                               r"2013-01-01\.\.2013-01-02 \(minimum 301, \[CandidateModel\] min_train_rows"):
+        tr.fit_candidate(iter(parts), iter([]), NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary", min_train_rows=301)
+    _, meta = tr.fit_candidate(iter(parts), iter([]), NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary",
+                               min_train_rows=300)
+    assert meta["rows_trained"] == 300
+
+
+def test_the_reference_profile_sets_day_level_features_apart():
+    """A feature with one value per training day is profiled by its daily values, not binned."""
+    frame = pd.concat([dated(200, 1, seed=i).assign(date=f"2013-01-0{i + 1}", daily=float(10 + i))
+                       for i in range(4)], ignore_index=True)
+    parts = [(D(2013, 1, i + 1), frame[frame["date"] == f"2013-01-0{i + 1}"]) for i in range(4)]
+    _, meta = tr.fit_candidate(iter(parts), iter([]), NUMERIC + ["daily"], CATEGORICAL, "late", HP, 0, 0, "binary",
+                               min_train_rows=1)
+    ref = meta["reference_profile"]
+    assert set(ref["features"]) == {"x", "noise", "c"}
+    assert ref["day_level"] == {"daily": {"kind": "numeric", "values": [10.0, 11.0, 12.0, 13.0]}}
 
 
 def test_one_class_raises(data):
@@ -80,8 +106,8 @@ def test_fit_candidate_caps_training_rows_reproducibly_and_fits_exactly_training
     parts = days_of([900, 1100, 700, 1300])
     holdout = days_of([600, 600], seed=50)
     hp = es.Hyperparameters(max_iter=30, min_samples_leaf=20, random_state=4)
-    a, meta_a = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1, "binary")
-    b, meta_b = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1, "binary")
+    a, meta_a = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1, "binary", min_train_rows=500)
+    b, meta_b = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 1, "binary", min_train_rows=500)
     assert meta_a["rows_trained"] == 1500 and meta_a["max_train_rows"] == 1500
     assert meta_a["rows_available"] == 4000 and meta_a["rows_labelled"] == sum(f["late"].notna().sum() for _, f in parts)
     assert sum(meta_a["rows_trained_by_day"].values()) == 1500 and len(meta_a["rows_trained_by_day"]) == 4
@@ -96,7 +122,7 @@ def test_fit_candidate_caps_training_rows_reproducibly_and_fits_exactly_training
     assert meta_a["positive_rate"] == pytest.approx(y.mean())
     X_other, _ = sampled_inputs(iter(parts), "late", 1500, hp.random_state + 1)
     assert len(X_other) == 1500 and not X_other.equals(X)  # another seed samples other rows
-    _, meta_c = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 0, "binary")
+    _, meta_c = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", hp, 1500, 0, "binary", min_train_rows=500)
     assert meta_c["importance"] == {}
 
 
@@ -110,7 +136,7 @@ def test_reference_profile_and_importance_use_bounded_seeded_samples(monkeypatch
 
     monkeypatch.setattr(tr, "permutation_importance", spy)
     parts, holdout = days_of([1500, 1500]), days_of([1000, 1000], seed=60)
-    _, meta = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", HP, 0, 1, "binary", importance_rows=700)
+    _, meta = tr.fit_candidate(iter(parts), iter(holdout), NUMERIC, CATEGORICAL, "late", HP, 0, 1, "binary", importance_rows=700, min_train_rows=500)
     assert seen["importance_rows"] == 700
     assert meta["rows_trained"] == meta["rows_labelled"] > 2000
     _, small = fit(pd.concat([f for _, f in parts]), profile_rows=800)
@@ -135,7 +161,7 @@ def dated(n: int, days: int, seed: int = 0) -> pd.DataFrame:
 
 def test_fit_candidate_without_tuning_is_the_configured_model():
     model, meta = tr.fit_candidate([(D(2013, 1, 1), dated(1200, 12))], [(D(2013, 1, 13), synthetic(300, 5))],
-                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary")
+                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary", min_train_rows=500)
     assert meta["family"] == "hgb" and meta["model_params"]["max_iter"] == 30
     assert meta["tuning"] == {"trials": [], "best": None}
     assert model.named_steps["model"].max_iter == 30
@@ -144,7 +170,7 @@ def test_fit_candidate_without_tuning_is_the_configured_model():
 def test_fit_candidate_with_tuning_records_every_trial_and_trains_the_best():
     tuning = {"trials": 4, "families": ["hgb", "logreg"], "folds": 2, "seed": 0}
     model, meta = tr.fit_candidate([(D(2013, 1, 1), dated(1600, 16))], [(D(2013, 1, 17), synthetic(300, 5))],
-                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary", tuning_spec=tuning)
+                                   NUMERIC, CATEGORICAL, "late", HP, 0, 0, "binary", tuning_spec=tuning, min_train_rows=500)
     trials = meta["tuning"]["trials"]
     assert len(trials) == 4 and {t["family"] for t in trials} == {"hgb", "logreg"}
     assert all(len(t["fold_roc_auc"]) == 2 for t in trials)

@@ -135,7 +135,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     assert main(["plan", "--start", later.isoformat(), "--end", later.isoformat()]) == 0
     planned = capsys.readouterr().out
     assert f"landing file re-delivered (sha256 {old_sha[:12]} -> {new_sha[:12]})" in planned
-    assert "mlpipe invalidate --stage clean --start 2013-01-02 --end 2013-01-02 --yes" in planned
+    assert "mlpipe invalidate --stage validate --start 2013-01-02 --end 2013-01-02 --yes" in planned
 
     with failures() as failed:  # [landing] redelivery = fail, the default
         code = main(["run", "--date", later.isoformat(), "--summary", str(tmp_path / "summary.json")])
@@ -148,7 +148,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     message = str(exc)
     assert f"landing file {path} was re-delivered with different content after 2013-01-02 was validated" in message
     assert old_sha in message and new_sha in message
-    assert "`mlpipe invalidate --stage clean --start 2013-01-02 --end 2013-01-02 --yes`" in message
+    assert "`mlpipe invalidate --stage validate --start 2013-01-02 --end 2013-01-02 --yes`" in message
     # nothing replaced, nothing built on top
     pd.testing.assert_frame_equal(st.read_parquet(clean.clean_target()), old_clean)
     raw = RawPartition(table="flights", date=day)
@@ -157,7 +157,7 @@ def test_a_redelivered_file_is_reported_then_reprocessed_after_invalidate(pipeli
     assert read(path) == second, "the landing file must never be modified"
 
     capsys.readouterr()
-    assert main(["invalidate", "--stage", "clean", "--start", "2013-01-02", "--end", "2013-01-02", "--yes"]) == 0
+    assert main(["invalidate", "--stage", "validate", "--start", "2013-01-02", "--end", "2013-01-02", "--yes"]) == 0
     assert "removed" in capsys.readouterr().out
     assert not clean.output().exists()
     assert not FeaturePartition(date=day).output().exists()

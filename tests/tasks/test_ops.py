@@ -26,8 +26,7 @@ def test_plan_lists_what_would_run_and_why_without_running_anything(small_pipeli
     assert main(["plan", "--start", "2013-01-05", "--end", "2013-01-06"]) == 0
     out = capsys.readouterr().out
     assert all_files(small_pipeline) == before, "plan must not write anything"
-    assert "run    Deployment        Deployment(date=2013-01-06)" in out
-    assert f"why: missing output {Deployment(date=D(2013, 1, 6)).output().path}" in out
+    assert f"  deploy    run      Deployment(date=2013-01-06)  why: missing output {Deployment(date=D(2013, 1, 6)).output().path}" in out
     assert "RawPartition(date=2013-01-01, table=flights)" in out
     assert "nothing was run" in out
 
@@ -35,7 +34,7 @@ def test_plan_lists_what_would_run_and_why_without_running_anything(small_pipeli
                          detailed_summary=True)
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     assert main(["plan", "--start", "2013-01-05", "--end", "2013-01-06"]) == 0
-    assert "0 task(s) would run, 0 input(s) missing" in capsys.readouterr().out
+    assert "0 task(s) would run, 0 blocked by 0 landing file(s) not delivered yet" in capsys.readouterr().out
 
 
 def test_plan_reports_a_missing_landing_file_as_waiting(small_pipeline, capsys):
@@ -44,7 +43,8 @@ def test_plan_reports_a_missing_landing_file_as_waiting(small_pipeline, capsys):
     os.remove(landing_file(get_storage().landing, "flights", D(2013, 1, 2)))
     main(["plan", "--start", "2013-01-02", "--end", "2013-01-02"])
     out = capsys.readouterr().out
-    assert "waits  LandingFile" in out and "delivered by the upstream system" in out
+    assert "  landing   waits    LandingFile(table=flights, date=2013-01-02)" in out
+    assert "delivered by the upstream system" in out
 
 
 def test_invalidate_lists_then_removes_a_stage_and_its_downstream_and_the_rerun_restores_it(small_pipeline, capsys):

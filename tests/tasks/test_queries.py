@@ -48,8 +48,10 @@ def test_realized_pools_the_scored_days_and_names_the_missing_ones(night):
 
 def test_day_summary_points_at_the_stored_artifacts(night):
     found = queries.day_summary(D(2013, 1, 6))
-    assert found["decision"] == {"path": Deployment(date=D(2013, 1, 6)).data().path,
-                                 "action": night[D(2013, 1, 6)]["action"]}
+    stored = night[D(2013, 1, 6)]
+    assert found["decision"] == {"path": Deployment(date=D(2013, 1, 6)).data().path, "action": stored["action"],
+                                 "reasons": stored["reasons"], "blessed": stored["blessed"],
+                                 "before": stored["production_version_before"]}
     version = night[D(2013, 1, 6)]["production_version"]
     assert found["production"]["version"] == version
     assert found["production"]["model"].endswith(f"/registry/versions/{version}/model.skops")
@@ -62,9 +64,10 @@ def test_day_summary_points_at_the_stored_artifacts(night):
 
 def test_which_answers_from_the_predictions_then_from_the_decisions(night):
     scored = queries.which(D(2013, 1, 6))
-    assert scored == {"scored": True, "versions": [night[D(2013, 1, 5)]["production_version"]],
+    assert scored == {"scored": True, "version": night[D(2013, 1, 5)]["production_version"],
                       "recorded_in": Predictions(date=D(2013, 1, 6)).data().path}
-    assert queries.which(D(2013, 1, 7)) == {"scored": False, "live": night[D(2013, 1, 6)]["production_version"]}
+    assert queries.which(D(2013, 1, 7)) == {"scored": False, "version": night[D(2013, 1, 6)]["production_version"],
+                                            "decided_on": "2013-01-06"}
 
 
 def test_model_versions_list_each_published_version_and_the_live_one(night):
