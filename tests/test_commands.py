@@ -129,9 +129,11 @@ def test_mlpipe_run_summary_and_quality_read_the_stored_outputs(env):
 
     summary = run([BIN / "mlpipe", "summary", "--date", "2013-01-08"], env)
     assert summary.returncode == 0, summary.stderr
-    model_line = next(line for line in summary.stdout.splitlines() if line.startswith("production model:"))
+    lines = summary.stdout.splitlines()
+    assert lines[1].startswith("in production:        ")  # the model in production leads
+    model_line = next(line for line in lines if line.strip().startswith("production model:"))
     assert Path(model_line.split()[2]).is_file()
-    assert "gate:" in summary.stdout and "challenger holdout:" in summary.stdout
+    assert any(line.startswith("decision of 2013-01-08: ") for line in lines) and "challenger holdout:" in summary.stdout
 
     quality = run([BIN / "mlpipe", "quality", "--start", "2013-01-06", "--end", "2013-01-08"], env)
     assert quality.returncode == 0, quality.stderr

@@ -15,6 +15,8 @@ import luigi
 import pandas as pd
 import pytest
 
+from pipeline import registry
+
 from pipeline import notify as events
 from tasks import notify
 from tests.landing import deliver
@@ -346,8 +348,9 @@ def test_deployments_monitoring_alerts_and_manual_moves_are_notified(tmp_path, r
     proc = mlpipe(dict(env, MLPIPE_USER="ana"), "models", "rollback", "--reason", "drill")
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rolled] = [r["body"]["fields"] for r in receiver.records(path) if r["body"]["event"] == "rolled_back"]
-    assert rolled == {"version": before, "previous_version": live, "reason": "drill", "who": "ana"}
+    ana = registry.mover({"moved_by": "ana", "os_user": registry.os_user()})  # "ana (OS user root)" as root
+    assert rolled == {"version": before, "previous_version": live, "reason": "drill", "who": ana}
     proc = mlpipe(dict(env, MLPIPE_USER="ana"), "models", "promote", live, "--reason", "back")
     assert proc.returncode == 0, proc.stderr[-3000:]
     [promoted] = [r["body"]["fields"] for r in receiver.records(path) if r["body"]["event"] == "promoted"]
-    assert promoted == {"version": live, "previous_version": before, "reason": "back", "who": "ana"}
+    assert promoted == {"version": live, "previous_version": before, "reason": "back", "who": ana}
