@@ -9,6 +9,7 @@ worker, so the task runs inside that process); its peak resident memory is that 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -282,14 +283,20 @@ def parallel_ceiling(n: int = 10_000_000) -> float:
 
 
 def backfill_scenario(base: Path, p: dict, log) -> dict:
-    """The per-day data stages (ingest, validate, features) of a backfill with 1 and with 2 workers."""
+    """The per-day data stages (ingest, validate, features) of a backfill: one process; two
+    long-lived worker processes (`--processes 2`, through the backfill's own luigid); luigi's
+    `--workers 2` (a fork per task) for comparison; and the machine's ceiling for this very work:
+    two independent one-process backfills of the range at the same time, each into its own root
+    (the throughput two processes get here when nothing is shared)."""
     n, rows = p["backfill_days"], p["backfill_rows"]
     start, end = D0, day(D0, n - 1)
     out = {"days": n, "rows_per_day": rows, "parallel_ceiling": parallel_ceiling()}
     log(f"  this machine runs a CPU-bound loop {out['parallel_ceiling']:.2f}x faster on 2 processes than on 1")
-    landing = None
-    for workers in (1, 2):
-        env = Env(base, f"backfill_{workers}", {"pipeline": {"start_date": start}}, log)
+    backfill = ["backfill", "--stage", "features", "--start", str(start), "--end", str(end)]
+    arms = {"one": [], "processes_2": ["--processes", "2"], "workers_2": ["--workers", "2"], "copy_a": [], "copy_b": []}
+    envs, landing = {}, None
+    for arm in arms:
+        env = envs[arm] = Env(base, f"backfill_{arm}", {"pipeline": {"start_date": start}}, log)
         if landing is None:
             log(f"  landing {n} days of {rows:,} flights")
             env.mlpipe("land-synthetic", "--start", str(start), "--end", str(end), "--rows-per-day", str(rows),
@@ -297,9 +304,15 @@ def backfill_scenario(base: Path, p: dict, log) -> dict:
             landing = env.root / "landing"
         else:
             shutil.copytree(landing, env.root / "landing")
-        log(f"  mlpipe backfill --stage features over {n} days, --workers {workers}")
-        out[f"workers_{workers}_seconds"] = env.mlpipe("backfill", "--stage", "features", "--start", str(start),
-                                                       "--end", str(end), "--workers", str(workers))["seconds"]
+    for arm in ("one", "processes_2", "workers_2"):
+        log(f"  mlpipe backfill --stage features over {n} days {' '.join(arms[arm]) or '(one process)'}")
+        out[f"{arm}_seconds"] = envs[arm].mlpipe(*backfill, *arms[arm])["seconds"]
+    log("  two independent one-process backfills at the same time (the machine's ceiling for this work)")
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda arm: envs[arm].mlpipe(*backfill), ("copy_a", "copy_b")))
+    out["two_copies_seconds"] = time.perf_counter() - started
+    out["workload_ceiling"] = 2 * out["one_seconds"] / out["two_copies_seconds"]
     return out
 
 
@@ -329,11 +342,12 @@ def figures(results: dict, p: dict) -> list[dict]:
         round(r, 3), "<= 1.15x", r <= 1.15,
         f"median {arms['long']['median_seconds']:.2f} s vs {arms['short']['median_seconds']:.2f} s")
     b = results["backfill"]
-    r = b["workers_1_seconds"] / b["workers_2_seconds"]
-    add(f"{b['days']}-day backfill of the data stages, 2 workers vs 1 ({b['rows_per_day']:,} rows/day)",
-        round(r, 2), ">= 1.6x faster", r >= 1.6, f"{b['workers_2_seconds']:.1f} s vs {b['workers_1_seconds']:.1f} s"
-        + (f"; the machine's ceiling: a CPU-bound loop is {b['parallel_ceiling']:.2f}x faster on 2 processes"
-           if "parallel_ceiling" in b else ""))
+    r, ceiling = b["one_seconds"] / b["processes_2_seconds"], b["workload_ceiling"]
+    add(f"{b['days']}-day backfill of the data stages, 2 long-lived processes vs 1 ({b['rows_per_day']:,} rows/day)",
+        round(r, 2), ">= 1.6x, or >= 90% of ceiling", r >= 1.6 or r >= 0.9 * ceiling,
+        f"{b['processes_2_seconds']:.1f} s vs {b['one_seconds']:.1f} s: {r / ceiling:.0%} of this work's ceiling "
+        f"({ceiling:.2f}x: two independent backfills at once); a CPU-bound loop: {b['parallel_ceiling']:.2f}x; "
+        f"luigi's --workers 2: {b['one_seconds'] / b['workers_2_seconds']:.2f}x")
     noop = results["history"]["noop"]
     add(f"no-op check of {noop['days']} days, local (mlpipe backfill, whole command)", round(noop["cli_seconds"], 2),
         "< 2 s", noop["cli_seconds"] < 2, f"the check itself (in-process luigi.build): {noop['check_seconds']:.2f} s")
@@ -378,10 +392,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def default_output(now: dt.datetime) -> Path:
+    """Where the figures go without --output, kept: the storage root's reports/bench/ (a local root;
+    for one on S3 or HDFS, the project's var/reports/bench/)."""
+    sys.path.insert(0, str(PROJECT))
+    from pipeline.storage import DEFAULT_ROOT, resolve_root
+    from tasks.cli import use_project_config
+    from tasks.config import StorageConfig
+
+    use_project_config()
+    root = resolve_root(StorageConfig().root)
+    folder = Path(root) if "://" not in str(root) else DEFAULT_ROOT
+    return folder / "reports" / "bench" / f"bench-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data: checks the script in about a minute")
-    parser.add_argument("--output", default=None, help="write the figures as JSON here (default: bench.json in the workdir)")
+    parser.add_argument("--output", default=None, help="write the figures as JSON here (default: reports/bench/bench-TIME.json in the "
+                        "storage root, kept)")
     parser.add_argument("--workdir", default=None, help="where the data goes (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto server) no-op check")
@@ -415,7 +444,8 @@ def main(argv: list[str]) -> int:
     def log(message: str) -> None:
         print(f"[{time.time() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
-    output = Path(args.output) if args.output else base / "bench.json"
+    output = Path(args.output) if args.output else default_output(dt.datetime.now(dt.timezone.utc))
+    output.parent.mkdir(parents=True, exist_ok=True)
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(),
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "scales": []}
     if args.resume and output.exists():

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         claim = args.command in ("run", "backfill")
         code = (check_dataset(False) or check_arguments(args) or (check_dataset(True) if claim else 0)
-                or check_signing_key(args.command in ("run", "backfill", "models")) or _run(args))
+                or check_signing_key(args.command in ("run", "backfill", "worker", "models")) or _run(args))
     finally:
         if argv is not None:  # a call from Python (tests): leave the environment as it was
             _set_env("MLPIPE_DATASET", before)

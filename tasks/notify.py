@@ -191,29 +191,49 @@ def _send_email(subject: str, text: str, receiver: str) -> None:
         raise RuntimeError(errors.errors[0])
 
 
-@contextlib.contextmanager
-def recorded_failures():
-    """Collect {task, task_id, message} of every task failure of a luigi run, from whichever worker
-    process runs the task: luigi fires FAILURE in that process, so each appends a line to a
-    shared file (as tasks.ops.recorded_timings does for PROCESSING_TIME)."""
-    fd, path = tempfile.mkstemp(prefix="mlpipe-failures-", suffix=".jsonl")
-    os.close(fd)
+FAILURES_ENV = "MLPIPE_FAILURE_RECORD"  # the record's file, for worker processes started apart
 
+
+def _failure_recorder(path: str):
     def record(task, exception):
         lines = str(exception).strip().splitlines() or [type(exception).__name__]
         with open(path, "a") as out:
             out.write(json.dumps({"task": task.get_task_family(), "task_id": task.task_id,
                                   "message": lines[0][:1000]}) + "\n")
+    return record
 
+
+@contextlib.contextmanager
+def recorded_failures():
+    """Collect {task, task_id, message} of every task failure of a luigi run, from whichever worker
+    process runs the task: luigi fires FAILURE in that process, so each appends a line to a
+    shared file (as tasks.ops.recorded_timings does for PROCESSING_TIME). Processes started apart
+    (tasks.workers) find the file in $MLPIPE_FAILURE_RECORD."""
+    fd, path = tempfile.mkstemp(prefix="mlpipe-failures-", suffix=".jsonl")
+    os.close(fd)
+    record = _failure_recorder(path)
     luigi.Task.event_handler(luigi.Event.FAILURE)(record)
+    before = os.environ.get(FAILURES_ENV)
+    os.environ[FAILURES_ENV] = path
     failures: list[dict] = []
     try:
         yield failures
     finally:
         luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(record)
+        if before is None:
+            os.environ.pop(FAILURES_ENV, None)
+        else:
+            os.environ[FAILURES_ENV] = before
         with open(path) as src:
             failures.extend(json.loads(line) for line in src if line.strip())
         os.remove(path)
+
+
+def record_failures_from_environment() -> None:
+    """In a worker process started by a command that keeps a failure record: add to it."""
+    path = os.environ.get(FAILURES_ENV)
+    if path and os.path.exists(path):
+        luigi.Task.event_handler(luigi.Event.FAILURE)(_failure_recorder(path))
 
 
 def send_run_failed(date: str, code: int, exit_class: str, failures: list[dict]) -> None:

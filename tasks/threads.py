@@ -6,13 +6,17 @@ import functools
 
 from tasks.config import ComputeConfig
 
+PARALLEL_ENV = "MLPIPE_PARALLEL_PROCESSES"  # "1" in each process of a pool of long-lived workers
+
 
 def in_worker_process() -> bool:
     """Whether this task runs in a process of its own beside others: luigi runs each task in a
-    forked child (a multiprocessing process) when it has more than one worker."""
+    forked child (a multiprocessing process) when it has more than one worker; a long-lived worker
+    of a pool (tasks.workers) is one of several processes."""
     import multiprocessing
+    import os
 
-    return multiprocessing.parent_process() is not None
+    return multiprocessing.parent_process() is not None or os.environ.get(PARALLEL_ENV) == "1"
 
 
 def limit_threads(run=None, *, openmp: bool = True):

@@ -42,6 +42,21 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert [s["days"] for s in s3] == [1, 3, 5] and all(s["requests"] > 0 for s in s3)
     nightly = results["history"]["nightly"]
     assert nightly["long"]["history_days"] > nightly["short"]["history_days"]
-    assert results["backfill"]["workers_1_seconds"] > 0 and results["backfill"]["workers_2_seconds"] > 0
-    assert 0.5 < results["backfill"]["parallel_ceiling"] < 2.5  # two units of work over two processes
+    backfill = results["backfill"]
+    assert all(backfill[f"{arm}_seconds"] > 0 for arm in ("one", "processes_2", "workers_2", "two_copies"))
+    assert 0.5 < backfill["parallel_ceiling"] < 2.5  # two units of work over two processes
+    assert backfill["workload_ceiling"] == 2 * backfill["one_seconds"] / backfill["two_copies_seconds"]
+    parallel = next(f for f in results["figures"] if "long-lived processes" in f["figure"])
+    assert parallel["value"] == round(backfill["one_seconds"] / backfill["processes_2_seconds"], 2)
     assert f"figures written to {output}" in proc.stdout
+
+
+def test_without_output_the_figures_are_kept_in_the_storage_roots_reports(tmp_path, monkeypatch):
+    import datetime as dt
+
+    monkeypatch.setenv("MLPIPE_ROOT", str(tmp_path / "root"))
+    monkeypatch.syspath_prepend(str(PROJECT / "scripts"))
+    from bench import default_output
+
+    path = default_output(dt.datetime(2026, 12, 4, 19, 30, tzinfo=dt.timezone.utc))
+    assert path == tmp_path / "root" / "reports" / "bench" / "bench-20261204T193000Z.json"

@@ -2,9 +2,12 @@
 and running the pipeline through luigi's own entry point, so [retcode] sets the exit code."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -14,13 +17,13 @@ from pipeline import layout, waiting
 from pipeline import storage as st
 from pipeline.description import BUILTIN
 from pipeline.storage_errors import StorageError
-from tasks import notify, ops
-from tasks.commands.common import (date_arg, leased, luigi_retcodes, order_problem, positive_int, range_command,
+from tasks import notify, ops, workers
+from tasks.commands.common import (date_arg, fail, leased, luigi_retcodes, order_problem, positive_int, range_command,
                                    range_problem, scheduling_options, stage_arg)
 from tasks.config import LandingConfig, current_dataset, get_storage
-from tasks.nightly import DATA_STAGES, STAGES, NightlyPipeline
+from tasks.nightly import DATA_STAGES, STAGES, NightlyPipeline, NightlyRange
 from tasks.queries import days_between
-from tasks.threads import preload_for_workers
+from tasks.threads import PARALLEL_ENV, preload_for_workers
 from tasks.waiting import pending_files, take_outcome
 
 
@@ -85,7 +88,7 @@ def cmd_run(args) -> int:
     if code == ops.SCHEDULER_UNREACHABLE:
         notify.send_run_failed(args.date.isoformat(), code, ops.exit_class(code), failures)
         return code
-    code = _done_by_another_worker(code, args.date)
+    code = _done_by_another_worker(code, NightlyPipeline(date=args.date), str(args.date))
     summary = ops.run_summary(args.date, code, started, timings, reprocessed, wait)
     if code == 0 and summary["alerts"] and ops.fail_on_alert():
         code = ops.MONITORING_ALERT
@@ -147,42 +150,117 @@ def _store_summary(args, summary: dict, started: float) -> None:
 @leased("run_wait")
 def cmd_backfill(args) -> int:
     ops.reprocess_redelivered(args.start, args.end, args.stage)  # [landing] redelivery = reprocess
+    task = ["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(), "--stage", args.stage]
+    models = args.stage not in DATA_STAGES
     with notify.recorded_failures() as failures:
-        code = _run_luigi(["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(),
-                           "--stage", args.stage], args, models=args.stage not in DATA_STAGES)
+        code = _run_in_pool(task, args) if args.processes > 1 else _run_luigi(task, args, models=models)
+    code = _done_by_another_worker(code, NightlyRange(start=args.start, end=args.end, stage=args.stage),
+                                   f"{args.start}..{args.end}")
     notify.send_run_failed(f"{args.start}..{args.end}", code, ops.exit_class(code), failures)
     return code
 
 
-def _run_luigi(task_args: list[str], args, models: bool = True, workers: int | None = None) -> int:
+def _run_in_pool(task_args: list[str], args) -> int:
+    """The backfill in `--processes` long-lived worker processes (tasks.workers): this one puts
+    the tasks into luigid (the configured one with --central, else one of its own) and runs them
+    beside the others, one task at a time each. It keeps polling while tasks it waits for run
+    elsewhere; when it is done, the others finish their task at hand and leave."""
+    with contextlib.ExitStack() as stack:
+        if args.central:
+            problem = _central_problem()
+            if problem:
+                return problem
+            url = ops.scheduler_url()
+        else:
+            try:
+                url = stack.enter_context(workers.own_scheduler())
+            except OSError as exc:
+                return fail(str(exc), luigi_retcodes().scheduling_error)
+        stack.enter_context(workers.pool(url, args.processes - 1, idle=0))
+        before = os.environ.get(PARALLEL_ENV)
+        os.environ[PARALLEL_ENV] = "1"
+        try:
+            return _run_luigi([*task_args, "--worker-keep-alive"], args, workers=1, scheduler_url=url)
+        finally:
+            os.environ.pop(PARALLEL_ENV) if before is None else os.environ.__setitem__(PARALLEL_ENV, before)
+
+
+def cmd_worker(args) -> int:
+    """Long-lived worker processes taking work from luigid until it has none left (tasks.workers)."""
+    url = args.scheduler_url or ops.scheduler_url()
+    if args.scheduler_url is None:
+        problem = _central_problem()
+        if problem:
+            return problem
+    if args.processes == 1:
+        return 0 if workers.run_assistant(url, args.idle) else luigi_retcodes().task_failed
+    leaving = f"each leaves after {args.idle:g} s without work anywhere" if args.idle > 0 else "until stopped"
+    print(f"mlpipe worker: {args.processes} worker processes taking work from luigid at {url}, {leaving}",
+          file=sys.stderr)
+    children = [subprocess.Popen(workers.worker_command(url, args.idle), stdin=subprocess.DEVNULL)
+                for _ in range(args.processes)]
+    stopping = []
+
+    def stop(signum, _frame):
+        """The first SIGTERM/SIGINT/SIGUSR1: each process finishes its task at hand, then leaves
+        (SIGUSR1, as luigi's workers take it); a second one ends them now."""
+        if stopping:
+            workers.stop_all(children, grace=0)
+            return
+        stopping.append(signum)
+        print("mlpipe worker: stopping after the tasks at hand (signal again to stop now)", file=sys.stderr)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGUSR1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, stop)
+    return max(child.wait() for child in children)
+
+
+def _central_problem() -> int:
+    """0 when the configured luigid answers and accepts this host's credentials; else the exit code
+    (45, scheduler unreachable) after one line naming it and what to do."""
+    host, port = ops.scheduler_address()
+    if not ops.scheduler_reachable(host, port):
+        print(f"mlpipe: the central scheduler (luigid) at {host}:{port} is unreachable; start it with "
+              "`scripts/luigid.sh start`, point [core] default-scheduler-host/-port in luigi.cfg at it, "
+              "or run without --central to use a local scheduler", file=sys.stderr)
+        return ops.SCHEDULER_UNREACHABLE
+    problem = ops.scheduler_auth_problem()  # before luigi, which would retry a 401 3 x 30 s
+    if problem:
+        print(f"mlpipe: {problem}", file=sys.stderr)
+        return ops.SCHEDULER_UNREACHABLE
+    return 0
+
+
+def _run_luigi(task_args: list[str], args, models: bool = True, workers: int | None = None,
+               scheduler_url: str | None = None) -> int:
     """Run a task through luigi's own entry point, so [retcode] in luigi.cfg sets the exit code.
     `models`: the task includes model stages (what to import before luigi forks its workers);
-    `workers`: instead of --workers."""
+    `workers`: instead of --workers; `scheduler_url`: the luigid to use (checked by the caller)
+    instead of the local scheduler or, with --central, luigi.cfg's."""
     workers = args.workers if workers is None else workers
     if workers > 1:
         preload_for_workers(models)
 
     argv = ["--module", "tasks", *task_args, "--workers", str(workers)]
     host, port = None, None
-    if not args.central:
+    if scheduler_url:
+        argv += ["--scheduler-url", scheduler_url]
+    elif not args.central:
         argv.append("--local-scheduler")
     else:
         host, port = ops.scheduler_address()
-        if not ops.scheduler_reachable(host, port):
-            print(f"mlpipe: the central scheduler (luigid) at {host}:{port} is unreachable; start it with "
-                  "`scripts/luigid.sh start`, point [core] default-scheduler-host/-port in luigi.cfg at it, "
-                  "or run without --central to use a local scheduler", file=sys.stderr)
-            return ops.SCHEDULER_UNREACHABLE
-        problem = ops.scheduler_auth_problem()  # before luigi, which would retry a 401 3 x 30 s
+        problem = _central_problem()
         if problem:
-            print(f"mlpipe: {problem}", file=sys.stderr)
-            return ops.SCHEDULER_UNREACHABLE
+            return problem
     try:
         run_with_retcodes(argv)
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
-    if args.central and code == luigi_retcodes().unhandled_exception and not ops.scheduler_reachable(host, port):
+    if host and code == luigi_retcodes().unhandled_exception and not ops.scheduler_reachable(host, port):
         print(f"mlpipe: lost the central scheduler (luigid) at {host}:{port} during the run; the outputs "
               "written so far are complete. Start it (`scripts/luigid.sh start`), wait a minute for it to "
               "release the tasks of this run, then rerun", file=sys.stderr)
@@ -190,12 +268,13 @@ def _run_luigi(task_args: list[str], args, models: bool = True, workers: int | N
     return code
 
 
-def _done_by_another_worker(code: int, date: dt.date) -> int:
-    """0 instead of already_running / not_run when the date's pipeline is complete after all:
-    another worker (a backfill, a second cron run) ran what this one did not."""
+def _done_by_another_worker(code: int, task, what: str) -> int:
+    """0 instead of already_running / not_run when `task` (what a run ran, for `what`) is complete
+    after all: another worker (a backfill, a second cron run, a process of the pool) ran what this
+    one did not."""
     codes = luigi_retcodes()
-    if code in (codes.already_running, codes.not_run) and NightlyPipeline(date=date).complete():
-        print(f"mlpipe: {date} is complete; another worker ran the tasks this run did not "
+    if code in (codes.already_running, codes.not_run) and task.complete():
+        print(f"mlpipe: {what} is complete; other workers ran the tasks this one did not "
               f"(exit code {code} becomes 0)", file=sys.stderr)
         return 0
     return code
@@ -270,6 +349,13 @@ def _run_problem(args) -> str | None:
     return range_problem(args.date, args.date, what="--date")
 
 
+def _backfill_problem(args) -> str | None:
+    if args.processes > 1 and args.workers > 1:
+        return (f"--processes {args.processes} and --workers {args.workers}: pick one (--processes starts long-lived "
+                "worker processes; --workers forks a process per task)")
+    return range_problem(args.start, args.end, args.stage)
+
+
 def _invalidate_problem(args) -> str | None:
     if args.stage == "ingest":
         return ("--stage ingest cannot be invalidated: the raw zone is never removed (a re-delivered landing file "
@@ -314,7 +400,26 @@ def add_parsers(sub) -> None:
                    help=f"backfill one stage (and what it needs) instead of the whole nightly pipeline: one of "
                         f"{', '.join(STAGES)} (default: nightly, the whole pipeline)")
     scheduling_options(p)
-    p.set_defaults(func=cmd_backfill, check=lambda args: range_problem(args.start, args.end, args.stage))
+    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="run the backfill in N long-lived worker processes, one task at a time each, through "
+                        "luigid (with --central the configured one, else one of the backfill's own); other hosts "
+                        "join with `mlpipe worker` (default 1: this process alone)")
+    p.set_defaults(func=cmd_backfill, check=_backfill_problem)
+
+    help = "long-lived worker processes that run the tasks luigid holds"
+    p = sub.add_parser("worker", help=help, description="Start long-lived worker processes that take tasks from "
+                       "the central scheduler (luigid), one at a time each, for the backfills and runs submitted "
+                       "to it, until it has had no task pending or running for --idle seconds. The host needs the "
+                       "project and the same luigi.cfg (storage root, dataset) as the submitting host. SIGTERM or "
+                       "SIGUSR1: finish the tasks at hand, then leave.")
+    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="worker processes on this host (default 1); keep N x [compute] threads <= cores")
+    p.add_argument("--idle", type=float, default=60.0, metavar="SECONDS",
+                   help="leave after luigid has had no pending or running task for this long (default 60; 0: "
+                        "stay until stopped)")
+    p.add_argument("--scheduler-url", default=None, metavar="URL",
+                   help="luigid's URL (default: [core] default-scheduler-url or -host/-port of luigi.cfg)")
+    p.set_defaults(func=cmd_worker)
 
     p = range_command(sub, "plan", "dry run: what a backfill of the range would run, and why")
     p.set_defaults(func=cmd_plan, check=lambda args: range_problem(args.start, args.end))
