@@ -316,6 +316,18 @@ def backfill_scenario(base: Path, p: dict, log) -> dict:
     return out
 
 
+def scheduler_scenario(base: Path, p: dict, log) -> dict:
+    """luigid holding a year's backfill (p["year_days"] days) of the whole nightly pipeline: as the
+    backfill submits it, one month at a time, and as one graph, for comparison (m_scheduler)."""
+    start, end = D0, day(D0, p["year_days"] - 1)
+    env = Env(base, "scheduler", {"pipeline": {"start_date": start}}, log)
+    out = {}
+    for arm, monthly in (("monthly", True), ("one_graph", False)):
+        log(f"  luigid holding {start}..{end} {'one month at a time' if monthly else 'as one graph'}")
+        out[arm] = env.measure("scheduler", start=start, end=end, monthly=monthly)
+    return out
+
+
 # ---- the report --------------------------------------------------------------------------------
 
 def figures(results: dict, p: dict) -> list[dict]:
@@ -348,6 +360,13 @@ def figures(results: dict, p: dict) -> list[dict]:
         f"{b['processes_2_seconds']:.1f} s vs {b['one_seconds']:.1f} s: {r / ceiling:.0%} of this work's ceiling "
         f"({ceiling:.2f}x: two independent backfills at once); a CPU-bound loop: {b['parallel_ceiling']:.2f}x; "
         f"luigi's --workers 2: {b['one_seconds'] / b['workers_2_seconds']:.2f}x")
+    if "scheduler" in results:
+        sch = results["scheduler"]
+        month, whole = sch["monthly"], sch["one_graph"]
+        add(f"luigid during a {whole['days']}-day backfill (a month at a time): task-list p95",
+            round(month["task_list_p95_ms"], 1), "< 500 ms", month["task_list_p95_ms"] < 500,
+            f"{month['tasks']} tasks at once, luigid peak RSS {month['peak_rss_mb']:.0f} MB; as one graph: "
+            f"{whole['tasks']} tasks, p95 {whole['task_list_p95_ms']:.0f} ms, {whole['peak_rss_mb']:.0f} MB")
     noop = results["history"]["noop"]
     add(f"no-op check of {noop['days']} days, local (mlpipe backfill, whole command)", round(noop["cli_seconds"], 2),
         "< 2 s", noop["cli_seconds"] < 2, f"the check itself (in-process luigi.build): {noop['check_seconds']:.2f} s")
@@ -466,6 +485,10 @@ def main(argv: list[str]) -> int:
         if "backfill" not in results:
             log("backfill scenario")
             results["backfill"] = backfill_scenario(base, p, log)
+            save()
+        if "scheduler" not in results:
+            log("scheduler scenario")
+            results["scheduler"] = scheduler_scenario(base, p, log)
             save()
         if "history" not in results:
             log("history scenario")

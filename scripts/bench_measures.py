@@ -169,8 +169,67 @@ def m_noop(start: str, end: str, s3_endpoint: str | None = None) -> dict:
             "by_method": {m: requests.count(m) for m in sorted(set(requests))}}
 
 
+def _memory_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith(field + ":")).split()[1])
+
+
+def _listening_pid(port: int) -> int:
+    """The pid of the process whose command line names `port` (the luigid of tasks.workers)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    argv = fh.read().split(b"\0")
+            except OSError:
+                continue
+            if b"--port" in argv and argv[argv.index(b"--port") + 1] == str(port).encode():
+                return int(entry)
+    raise SystemExit(f"no luigid found on port {port}")
+
+
+def m_scheduler(start: str, end: str, monthly: bool) -> dict:
+    """What luigid holds for a backfill of [start, end] of the whole nightly pipeline with nothing
+    stored yet (every task missing): submitted as one graph, or (`monthly`) as the backfill does it,
+    one calendar month at a time, here the range's largest month, which is the most it holds at once.
+    The tasks are put into a fresh luigid (tasks.workers.own_scheduler) without running them; then
+    its memory (peak and current RSS) and the time of the task-list requests luigi's UI makes on
+    every refresh, one per status, 5 rounds: their p95."""
+    import statistics
+    import urllib.parse
+
+    import luigi.rpc
+    import luigi.worker
+
+    from pipeline.dates import month_spans
+    from tasks import NightlyRange
+    from tasks.workers import own_scheduler
+
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    if monthly:
+        first, last = max(month_spans(first, last), key=lambda span: (span[1] - span[0]).days)
+    with own_scheduler() as url:
+        pid = _listening_pid(urllib.parse.urlsplit(url).port)
+        scheduler = luigi.rpc.RemoteScheduler(url)
+        started = time.perf_counter()
+        with luigi.worker.Worker(scheduler=scheduler) as worker:
+            if not worker.add(NightlyRange(start=first, end=last)):
+                raise SystemExit(f"scheduling {first}..{last} failed")
+        submit_seconds = time.perf_counter() - started
+        tasks = len(scheduler.task_list("", ""))
+        times = []
+        for _ in range(5):
+            for status in ("RUNNING", "FAILED", "DISABLED", "PENDING", "DONE"):
+                t = time.perf_counter()
+                scheduler.task_list(status, "")
+                times.append(time.perf_counter() - t)
+        return {"days": (last - first).days + 1, "tasks": tasks, "submit_seconds": submit_seconds,
+                "task_list_p95_ms": 1000 * statistics.quantiles(times, n=20)[18],
+                "peak_rss_mb": _memory_kb(pid, "VmHWM") / 1024, "rss_mb": _memory_kb(pid, "VmRSS") / 1024}
+
+
 MEASURES = {"stages": m_stages, "floor": m_floor, "inprocess": m_inprocess, "task": m_task,
-            "training": m_training, "noop": m_noop}
+            "training": m_training, "noop": m_noop, "scheduler": m_scheduler}
 
 
 # ---- scenarios -------------------------------------------------------------------------------

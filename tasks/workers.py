@@ -40,6 +40,12 @@ class LongLivedWorker(luigi.worker.Worker):
         self._idle_limit = idle
         self._quiet_since: float | None = None
 
+    def _get_work(self):
+        response = super()._get_work()
+        if response.task_id is not None:  # busy: the idle time starts again after this task
+            self._quiet_since = None
+        return response
+
     def _keep_alive(self, get_work_response) -> bool:
         if not self._config.keep_alive:  # SIGUSR1, or luigid disabled this worker
             return False

@@ -21,7 +21,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     results = json.loads(output.read_text())
     assert results["mode"] == "quick" and results["machine"]["cpus"] >= 1
-    assert len(results["figures"]) == 9, [f["figure"] for f in results["figures"]]
+    assert len(results["figures"]) == 10, [f["figure"] for f in results["figures"]]
     for figure in results["figures"]:
         assert isinstance(figure["value"], (int, float)) and figure["value"] > 0, figure
         assert isinstance(figure["met"], bool) and figure["target"] and figure["detail"], figure
@@ -46,6 +46,10 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert all(backfill[f"{arm}_seconds"] > 0 for arm in ("one", "processes_2", "workers_2", "two_copies"))
     assert 0.5 < backfill["parallel_ceiling"] < 2.5  # two units of work over two processes
     assert backfill["workload_ceiling"] == 2 * backfill["one_seconds"] / backfill["two_copies_seconds"]
+    scheduler = results["scheduler"]
+    assert scheduler["one_graph"]["tasks"] >= scheduler["monthly"]["tasks"] > 0
+    luigid = next(f for f in results["figures"] if f["figure"].startswith("luigid during"))
+    assert luigid["value"] == round(scheduler["monthly"]["task_list_p95_ms"], 1)
     parallel = next(f for f in results["figures"] if "long-lived processes" in f["figure"])
     assert parallel["value"] == round(backfill["one_seconds"] / backfill["processes_2_seconds"], 2)
     assert f"figures written to {output}" in proc.stdout

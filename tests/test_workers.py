@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import luigi.worker
 import pandas as pd
 import pytest
 
+from pipeline.dates import month_spans
 from tasks.workers import LongLivedWorker, work_left
 from tests.luigid_server import LuigidServer
 from tests.test_commands import BIN, PROJECT
@@ -127,3 +129,28 @@ def test_a_long_lived_worker_stays_while_luigid_has_work_and_leaves_after_its_id
             started = time.monotonic()
             assert helper.run()  # nothing to run anywhere: it leaves once idle for 0.5 s
             assert 0.4 < time.monotonic() - started < 10
+
+
+def test_month_spans_cut_a_range_at_calendar_months():
+    d = dt.date
+    assert month_spans(d(2013, 1, 30), d(2013, 3, 2)) == [(d(2013, 1, 30), d(2013, 1, 31)),
+                                                          (d(2013, 2, 1), d(2013, 2, 28)),
+                                                          (d(2013, 3, 1), d(2013, 3, 2))]
+    assert month_spans(d(2013, 12, 5), d(2013, 12, 5)) == [(d(2013, 12, 5), d(2013, 12, 5))]
+    assert month_spans(d(2012, 12, 31), d(2013, 1, 1)) == [(d(2012, 12, 31), d(2012, 12, 31)),
+                                                           (d(2013, 1, 1), d(2013, 1, 1))]
+
+
+@pytest.mark.slow
+def test_a_backfill_across_months_submits_one_month_at_a_time(tmp_path):
+    env = pipeline_env(tmp_path)
+    land(env, "2013-01-01", "2013-02-02")
+    proc = run([BIN / "mlpipe", "backfill", "--start", "2013-01-30", "--end", "2013-02-02", "--stage", "features"],
+               env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "backfill 2013-01-30..2013-01-31 (month 1 of 2)" in proc.stderr
+    first, second = proc.stderr.split("(month 2 of 2)")
+    features = re.compile(r"running   FeaturePartition\(date=(\d{4}-\d\d-\d\d)")
+    assert sorted(features.findall(first)) == ["2013-01-30", "2013-01-31"]
+    assert sorted(features.findall(second)) == ["2013-02-01", "2013-02-02"]
+    assert proc.stderr.count("===== Luigi Execution Summary =====") == 4  # each luigi run prints it twice

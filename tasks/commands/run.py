@@ -13,7 +13,7 @@ import time
 
 from luigi.retcodes import run_with_retcodes
 
-from pipeline import layout, waiting
+from pipeline import dates, layout, waiting
 from pipeline import storage as st
 from pipeline.description import BUILTIN
 from pipeline.storage_errors import StorageError
@@ -149,38 +149,77 @@ def _store_summary(args, summary: dict, started: float) -> None:
 
 @leased("run_wait")
 def cmd_backfill(args) -> int:
+    """NightlyRange, one calendar month at a time (pipeline.dates.month_spans): luigid holds one
+    month's graph, a few hundred tasks, however long the range, so its UI stays usable for a year;
+    the deploy chain carries over from one month to the next through the stored decisions. It stops
+    at the first month that does not complete."""
     ops.reprocess_redelivered(args.start, args.end, args.stage)  # [landing] redelivery = reprocess
-    task = ["NightlyRange", "--start", args.start.isoformat(), "--end", args.end.isoformat(), "--stage", args.stage]
-    models = args.stage not in DATA_STAGES
-    with notify.recorded_failures() as failures:
-        code = _run_in_pool(task, args) if args.processes > 1 else _run_luigi(task, args, models=models)
-    code = _done_by_another_worker(code, NightlyRange(start=args.start, end=args.end, stage=args.stage),
-                                   f"{args.start}..{args.end}")
+    spans = dates.month_spans(args.start, args.end)
+    code = 0
+    with notify.recorded_failures() as failures, _scheduler(args) as (url, problem):
+        code = problem
+        for number, (first, last) in enumerate(spans if not problem else [], 1):
+            if len(spans) > 1:
+                print(f"mlpipe: backfill {first}..{last} (month {number} of {len(spans)})", file=sys.stderr)
+            span = NightlyRange(start=first, end=last, stage=args.stage)
+            task = ["NightlyRange", "--start", first.isoformat(), "--end", last.isoformat(), "--stage", args.stage,
+                    *_keep_alive_options(args, url, span)]
+            if number > 1:  # luigi's pid lock keys on this process's command line: the first month holds it
+                task.append("--no-lock")
+            if url:
+                code = _run_luigi(task, args, workers=1, scheduler_url=url)
+            else:
+                code = _run_luigi(task, args, models=args.stage not in DATA_STAGES)
+            code = _done_by_another_worker(code, span, f"{first}..{last}")
+            if code and number < len(spans):
+                print(f"mlpipe: {first}..{last} did not complete (exit code {code}); {spans[number][0]}..{args.end} "
+                      "was not started: rerun the backfill once the cause is fixed", file=sys.stderr)
+            if code:
+                break
     notify.send_run_failed(f"{args.start}..{args.end}", code, ops.exit_class(code), failures)
     return code
 
 
-def _run_in_pool(task_args: list[str], args) -> int:
-    """The backfill in `--processes` long-lived worker processes (tasks.workers): this one puts
-    the tasks into luigid (the configured one with --central, else one of its own) and runs them
-    beside the others, one task at a time each. It keeps polling while tasks it waits for run
-    elsewhere; when it is done, the others finish their task at hand and leave."""
+def _keep_alive_options(args, url: str | None, span) -> list[str]:
+    """Through luigid (--central, --processes) other processes may run what this one waits for:
+    it keeps polling ([worker] keep_alive whatever the configuration says). While landing files
+    are missing, luigi would idle for its whole max_keep_alive_idle_duration (it never checks
+    external data again): the backfill ends once the rest has run, as `mlpipe run` does."""
+    options = ["--worker-keep-alive"] if url or args.central else []
+    if pending_files([span]):
+        options += ["--worker-max-keep-alive-idle-duration", "1 second"]
+    return options
+
+
+@contextlib.contextmanager
+def _scheduler(args):
+    """With --processes N: luigid (the configured one with --central, else one of the backfill's
+    own) and N - 1 long-lived worker processes beside this one (tasks.workers), for the whole
+    backfill. This process puts each month's tasks into luigid and runs them beside the others, one
+    task at a time each, polling while tasks it waits for run elsewhere; at the end the others
+    finish their task at hand and leave. Yields (luigid's URL or None: luigi's usual scheduling,
+    the exit code of a problem or 0)."""
+    if args.processes == 1:
+        yield None, 0
+        return
     with contextlib.ExitStack() as stack:
         if args.central:
             problem = _central_problem()
             if problem:
-                return problem
+                yield None, problem
+                return
             url = ops.scheduler_url()
         else:
             try:
                 url = stack.enter_context(workers.own_scheduler())
             except OSError as exc:
-                return fail(str(exc), luigi_retcodes().scheduling_error)
+                yield None, fail(str(exc), luigi_retcodes().scheduling_error)
+                return
         stack.enter_context(workers.pool(url, args.processes - 1, idle=0))
         before = os.environ.get(PARALLEL_ENV)
         os.environ[PARALLEL_ENV] = "1"
         try:
-            return _run_luigi([*task_args, "--worker-keep-alive"], args, workers=1, scheduler_url=url)
+            yield url, 0
         finally:
             os.environ.pop(PARALLEL_ENV) if before is None else os.environ.__setitem__(PARALLEL_ENV, before)
 
