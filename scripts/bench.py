@@ -1,7 +1,7 @@
 """Performance benchmarks: every timing is a ratio against a reference measured in the
 same run on the same data; absolute seconds are printed beside it for information.
 
-    scripts/bench.sh [--quick] [--output FILE.json] [--workdir DIR] [--keep]
+    scripts/bench.sh [--quick] [--only SCENARIOS] [--output FILE.json] [--workdir DIR] [--keep]
 
 Each measurement runs in a fresh Python process (the luigi runs with a local scheduler and one
 worker, so the task runs inside that process); its peak resident memory is that process's
@@ -331,63 +331,70 @@ def scheduler_scenario(base: Path, p: dict, log) -> dict:
 # ---- the report --------------------------------------------------------------------------------
 
 def figures(results: dict, p: dict) -> list[dict]:
+    """The table's rows, in a fixed order, for the scenarios the results hold (all, or --only's)."""
     rows = []
 
     def add(name, value, target, ok, detail):
         rows.append({"figure": name, "value": value, "target": target, "met": bool(ok), "detail": detail})
 
     scales = results["scales"]
-    ref = next(s for s in scales if s["rows"] == p["scales"][1])
-    r = ref["luigi_seconds"] / ref["floor_seconds"]
-    add(f"ingest+validate+features, {ref['rows']:,} rows, luigi vs I/O floor", round(r, 2), "<= 4x", r <= 4,
-        f"{ref['luigi_seconds']:.2f} s vs {ref['floor_seconds']:.2f} s")
-    r = ref["luigi_seconds"] / ref["inprocess_seconds"]
-    add("the same, luigi vs in-process pandas/pyarrow", round(r, 2), "<= 1.3x", r <= 1.3,
-        f"{ref['luigi_seconds']:.2f} s vs {ref['inprocess_seconds']:.2f} s")
-    t = ref["training"]
-    r = t["seconds"] / t["bare_fit_seconds"]
-    add(f"training step vs bare scikit-learn fit ({t['rows_trained']:,} rows)", round(r, 3), "<= 1.1x", r <= 1.1,
-        f"{t['seconds']:.2f} s vs {t['bare_fit_seconds']:.2f} s; {t['rows_available']:,} rows in the window")
-    arms = results["history"]["nightly"]
-    r = arms["long"]["median_seconds"] / arms["short"]["median_seconds"]
-    add(f"nightly run, {arms['long']['history_days']} vs {arms['short']['history_days']} days of history",
-        round(r, 3), "<= 1.15x", r <= 1.15,
-        f"median {arms['long']['median_seconds']:.2f} s vs {arms['short']['median_seconds']:.2f} s")
-    b = results["backfill"]
-    r, ceiling = b["one_seconds"] / b["processes_2_seconds"], b["workload_ceiling"]
-    add(f"{b['days']}-day backfill of the data stages, 2 long-lived processes vs 1 ({b['rows_per_day']:,} rows/day)",
-        round(r, 2), ">= 1.6x, or >= 90% of ceiling", r >= 1.6 or r >= 0.9 * ceiling,
-        f"{b['processes_2_seconds']:.1f} s vs {b['one_seconds']:.1f} s: {r / ceiling:.0%} of this work's ceiling "
-        f"({ceiling:.2f}x: two independent backfills at once); a CPU-bound loop: {b['parallel_ceiling']:.2f}x; "
-        f"luigi's --workers 2: {b['one_seconds'] / b['workers_2_seconds']:.2f}x")
+    ref = next((s for s in scales if s["rows"] == p["scales"][1]), None)
+    if ref is not None:
+        r = ref["luigi_seconds"] / ref["floor_seconds"]
+        add(f"ingest+validate+features, {ref['rows']:,} rows, luigi vs I/O floor", round(r, 2), "<= 4x", r <= 4,
+            f"{ref['luigi_seconds']:.2f} s vs {ref['floor_seconds']:.2f} s")
+        r = ref["luigi_seconds"] / ref["inprocess_seconds"]
+        add("the same, luigi vs in-process pandas/pyarrow", round(r, 2), "<= 1.3x", r <= 1.3,
+            f"{ref['luigi_seconds']:.2f} s vs {ref['inprocess_seconds']:.2f} s")
+        t = ref["training"]
+        r = t["seconds"] / t["bare_fit_seconds"]
+        add(f"training step vs bare scikit-learn fit ({t['rows_trained']:,} rows)", round(r, 3), "<= 1.1x", r <= 1.1,
+            f"{t['seconds']:.2f} s vs {t['bare_fit_seconds']:.2f} s; {t['rows_available']:,} rows in the window")
+    if "history" in results:
+        arms = results["history"]["nightly"]
+        r = arms["long"]["median_seconds"] / arms["short"]["median_seconds"]
+        add(f"nightly run, {arms['long']['history_days']} vs {arms['short']['history_days']} days of history",
+            round(r, 3), "<= 1.15x", r <= 1.15,
+            f"median {arms['long']['median_seconds']:.2f} s vs {arms['short']['median_seconds']:.2f} s")
+    if "backfill" in results:
+        b = results["backfill"]
+        r, ceiling = b["one_seconds"] / b["processes_2_seconds"], b["workload_ceiling"]
+        add(f"{b['days']}-day backfill of the data stages, 2 long-lived processes vs 1 ({b['rows_per_day']:,} rows/day)",
+            round(r, 2), ">= 1.6x, or >= 90% of ceiling", r >= 1.6 or r >= 0.9 * ceiling,
+            f"{b['processes_2_seconds']:.1f} s vs {b['one_seconds']:.1f} s: {r / ceiling:.0%} of this work's ceiling "
+            f"({ceiling:.2f}x: two independent backfills at once); a CPU-bound loop: {b['parallel_ceiling']:.2f}x; "
+            f"luigi's --workers 2: {b['one_seconds'] / b['workers_2_seconds']:.2f}x")
     if "scheduler" in results:
         sch = results["scheduler"]
         month, whole = sch["monthly"], sch["one_graph"]
         add(f"luigid during a {whole['days']}-day backfill (a month at a time): task-list p95",
             round(month["task_list_p95_ms"], 1), "< 500 ms", month["task_list_p95_ms"] < 500,
-            f"{month['tasks']} tasks at once, luigid peak RSS {month['peak_rss_mb']:.0f} MB; as one graph: "
-            f"{whole['tasks']} tasks, p95 {whole['task_list_p95_ms']:.0f} ms, {whole['peak_rss_mb']:.0f} MB")
-    noop = results["history"]["noop"]
-    add(f"no-op check of {noop['days']} days, local (mlpipe backfill, whole command)", round(noop["cli_seconds"], 2),
-        "< 2 s", noop["cli_seconds"] < 2, f"the check itself (in-process luigi.build): {noop['check_seconds']:.2f} s")
-    if "s3" in noop:
-        series = noop["s3"]
-        counts = ", ".join(f"{s['days']} d: {s['requests']}" for s in series)
-        last = series[-1]
-        months = max(1, round(last["days"] / 30.4))
-        add("no-op check on S3 (moto), requests by span", last["requests"],
-            "grows with months, not days x stages", last["requests"] <= 4 * months + 8, counts)
-    by_rows = {s["rows"]: s["luigi_seconds"] for s in scales}
-    a, b_, c = p["scales"]
-    r1, r2 = by_rows[b_] / by_rows[a], by_rows[c] / by_rows[b_]
-    add(f"time per day at {a:,} / {b_:,} / {c:,} rows", round(r2, 2),
-        f"{c / b_:g}x rows: <= {1.1 * c / b_:.2f}x", r2 <= 1.1 * c / b_,
-        f"{by_rows[a]:.2f} / {by_rows[b_]:.2f} / {by_rows[c]:.2f} s "
-                            f"(x{b_ // a} rows: {r1:.2f}x time, x{c // b_} rows: {r2:.2f}x)")
-    peaks = ref["peak_rss_mb"]
-    worst = max(peaks, key=peaks.get)
-    add(f"peak RSS of any task at {ref['rows']:,} rows/day", round(peaks[worst]), "< 4096 MB",
-        peaks[worst] < 4096, f"{worst}; " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+            f"{month['tasks']} tasks at once, luigid peak RSS {month['luigid_peak_rss_mb']:.0f} MB; as one graph: "
+            f"{whole['tasks']} tasks, p95 {whole['task_list_p95_ms']:.0f} ms, {whole['luigid_peak_rss_mb']:.0f} MB")
+    if "history" in results:
+        noop = results["history"]["noop"]
+        add(f"no-op check of {noop['days']} days, local (mlpipe backfill, whole command)", round(noop["cli_seconds"], 2),
+            "< 2 s", noop["cli_seconds"] < 2, f"the check itself (in-process luigi.build): {noop['check_seconds']:.2f} s")
+        if "s3" in noop:
+            series = noop["s3"]
+            counts = ", ".join(f"{s['days']} d: {s['requests']}" for s in series)
+            last = series[-1]
+            months = max(1, round(last["days"] / 30.4))
+            add("no-op check on S3 (moto), requests by span", last["requests"],
+                "grows with months, not days x stages", last["requests"] <= 4 * months + 8, counts)
+    if ref is not None and len(scales) == len(p["scales"]):
+        by_rows = {s["rows"]: s["luigi_seconds"] for s in scales}
+        a, b_, c = p["scales"]
+        r1, r2 = by_rows[b_] / by_rows[a], by_rows[c] / by_rows[b_]
+        add(f"time per day at {a:,} / {b_:,} / {c:,} rows", round(r2, 2),
+            f"{c / b_:g}x rows: <= {1.1 * c / b_:.2f}x", r2 <= 1.1 * c / b_,
+            f"{by_rows[a]:.2f} / {by_rows[b_]:.2f} / {by_rows[c]:.2f} s "
+            f"(x{b_ // a} rows: {r1:.2f}x time, x{c // b_} rows: {r2:.2f}x)")
+    if ref is not None:
+        peaks = ref["peak_rss_mb"]
+        worst = max(peaks, key=peaks.get)
+        add(f"peak RSS of any task at {ref['rows']:,} rows/day", round(peaks[worst]), "< 4096 MB",
+            peaks[worst] < 4096, f"{worst}; " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     return rows
 
 
@@ -425,6 +432,9 @@ def default_output(now: dt.datetime) -> Path:
     return folder / "reports" / "bench" / f"bench-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
 
 
+SCENARIOS = ("per_day", "backfill", "scheduler", "history")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data: checks the script in about a minute")
@@ -437,6 +447,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="days of history of the long arm of the nightly figure (default 300; quick 4)")
     parser.add_argument("--span-days", type=int, default=None,
                         help="days the history root spans, the no-op check's range (default 365; quick 5)")
+    parser.add_argument("--only", default=None, metavar="SCENARIOS",
+                        help=f"run only these scenarios, comma-separated: {', '.join(SCENARIOS)} (default: all); "
+                             "the table shows their figures")
     parser.add_argument("--resume", action="store_true",
                         help="keep the scenarios already in --output (each scenario's figures are ratios of "
                              "measurements made within it) and run the others")
@@ -474,23 +487,26 @@ def main(argv: list[str]) -> int:
     def save() -> None:
         output.write_text(json.dumps(results, indent=2, default=str))
 
+    only = set(SCENARIOS if args.only is None else args.only.split(","))
+    if only - set(SCENARIOS):
+        raise SystemExit(f"bench: --only {args.only}: the scenarios are {', '.join(SCENARIOS)}")
     try:
-        for rows in p["scales"]:
+        for rows in (p["scales"] if "per_day" in only else []):
             if rows in done_rows:
                 continue
             log(f"per-day scenario at {rows:,} rows a day")
             results["scales"].append(per_day_scenario(base, p, rows, log, train=rows == p["scales"][1]))
             save()
         results["scales"].sort(key=lambda s: s["rows"])
-        if "backfill" not in results:
+        if "backfill" not in results and "backfill" in only:
             log("backfill scenario")
             results["backfill"] = backfill_scenario(base, p, log)
             save()
-        if "scheduler" not in results:
+        if "scheduler" not in results and "scheduler" in only:
             log("scheduler scenario")
             results["scheduler"] = scheduler_scenario(base, p, log)
             save()
-        if "history" not in results:
+        if "history" not in results and "history" in only:
             log("history scenario")
             results["history"] = history_scenario(base, p, log, s3=not args.no_s3)
         results["figures"] = figures(results, p)

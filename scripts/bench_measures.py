@@ -191,7 +191,8 @@ def _listening_pid(port: int) -> int:
 def m_scheduler(start: str, end: str, monthly: bool) -> dict:
     """What luigid holds for a backfill of [start, end] of the whole nightly pipeline with nothing
     stored yet (every task missing): submitted as one graph, or (`monthly`) as the backfill does it,
-    one calendar month at a time, here the range's largest month, which is the most it holds at once.
+    one calendar month at a time: here the range's first month (a later month's graph reaches back
+    only to the previous month's stored decision, so it holds as many tasks).
     The tasks are put into a fresh luigid (tasks.workers.own_scheduler) without running them; then
     its memory (peak and current RSS) and the time of the task-list requests luigi's UI makes on
     every refresh, one per status, 5 rounds: their p95."""
@@ -207,7 +208,7 @@ def m_scheduler(start: str, end: str, monthly: bool) -> dict:
 
     first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     if monthly:
-        first, last = max(month_spans(first, last), key=lambda span: (span[1] - span[0]).days)
+        first, last = month_spans(first, last)[0]
     with own_scheduler() as url:
         pid = _listening_pid(urllib.parse.urlsplit(url).port)
         scheduler = luigi.rpc.RemoteScheduler(url)
@@ -225,7 +226,8 @@ def m_scheduler(start: str, end: str, monthly: bool) -> dict:
                 times.append(time.perf_counter() - t)
         return {"days": (last - first).days + 1, "tasks": tasks, "submit_seconds": submit_seconds,
                 "task_list_p95_ms": 1000 * statistics.quantiles(times, n=20)[18],
-                "peak_rss_mb": _memory_kb(pid, "VmHWM") / 1024, "rss_mb": _memory_kb(pid, "VmRSS") / 1024}
+                "luigid_peak_rss_mb": _memory_kb(pid, "VmHWM") / 1024,
+                "luigid_rss_mb": _memory_kb(pid, "VmRSS") / 1024}
 
 
 MEASURES = {"stages": m_stages, "floor": m_floor, "inprocess": m_inprocess, "task": m_task,

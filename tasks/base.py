@@ -99,16 +99,19 @@ def set_status(task: luigi.Task, message: str, percent: int | None = None) -> No
     A task run outside a luigi worker (its run() called directly) has no status to set.
 
     Through luigid each message and percentage is an HTTP request (~3 ms on both ends): there, a task
-    sends its 100% message and, before it, at most one a second (_REMOTE_STATUS_EVERY, counted from
-    its first message), so a short task costs luigid two requests, not a dozen."""
+    sends its 100% message (without the percentage) and, before it, at most one a second
+    (_REMOTE_STATUS_EVERY, counted from its first message), so a short task costs luigid one
+    request, not seven."""
     if task.set_status_message is None:
         return
-    if _through_luigid(task):
+    if _through_luigid(getattr(task.set_status_message, "__self__", None)):
         now = time.monotonic()
         last = task.__dict__.setdefault("_status_sent_at", now)
         if percent != 100 and now - last < _REMOTE_STATUS_EVERY:
             return
         task._status_sent_at = now
+        if percent == 100:  # the task is done a moment later: luigid's DONE says as much as 100%
+            percent = None
     task.set_status_message(html.escape(str(message), quote=False))
     if percent is not None:
         task.set_progress_percentage(percent)
@@ -117,12 +120,11 @@ def set_status(task: luigi.Task, message: str, percent: int | None = None) -> No
 _REMOTE_STATUS_EVERY = 1.0  # seconds
 
 
-def _through_luigid(task: luigi.Task) -> bool:
-    """Whether the task's status goes to a central scheduler (luigi's TaskStatusReporter holds the
-    worker's scheduler), not to a local one in this process."""
+def _through_luigid(reporter) -> bool:
+    """Whether a task's status `reporter` (luigi's TaskStatusReporter, which holds the worker's
+    scheduler) sends it to a central scheduler, not to a local one in this process."""
     import luigi.rpc
 
-    reporter = getattr(task.set_status_message, "__self__", None)
     return isinstance(getattr(reporter, "_scheduler", None), luigi.rpc.RemoteScheduler)
 
 

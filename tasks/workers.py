@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import luigi.configuration
 import luigi.interface
@@ -39,6 +41,15 @@ class LongLivedWorker(luigi.worker.Worker):
         self._config.keep_alive = True  # whatever [worker] says: it leaves by the rule below or SIGUSR1
         self._idle_limit = idle
         self._quiet_since: float | None = None
+
+    def _sleeper(self):
+        """luigi's pause between requests for work, cut short by SIGUSR1: a pool told to stop leaves
+        at once instead of after its sleep."""
+        while True:
+            until = time.monotonic() + self._config.wait_interval + random.uniform(0, self._config.wait_jitter)
+            while time.monotonic() < until and not self._stop_requesting_work:
+                time.sleep(0.02)
+            yield
 
     def _get_work(self):
         response = super()._get_work()
@@ -76,7 +87,7 @@ def run_assistant(url: str, idle: float) -> bool:
 def worker_command(url: str, idle: float) -> list[str]:
     """The command line of one more long-lived worker process of this installation."""
     return [sys.executable, "-m", "tasks.cli", "worker", "--processes", "1", "--scheduler-url", url,
-            "--idle", f"{idle:g}"]
+            "--idle", f"{idle:g}", "--wait-for-luigid", "30"]
 
 
 @contextlib.contextmanager
@@ -120,14 +131,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(url: str, timeout: float, process: subprocess.Popen | None = None) -> bool:
+    """Wait until something accepts connections at `url`'s host and port; False after `timeout`
+    seconds or once `process` (the server, when it is ours) has exited."""
+    where = urllib.parse.urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while process is None or process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection((where.hostname, where.port or 80), timeout=1):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return False
+
+
 @contextlib.contextmanager
-def own_scheduler(timeout: float = 30.0):
+def own_scheduler(timeout: float = 30.0, beside=None):
     """A luigid of this command's own on a free loopback port, reading the same configuration
     files as this process ([scheduler] retry policy, [resources]); its state is thrown away at the
-    end. Yields its URL."""
+    end. Yields its URL. `beside(url)`: a context manager entered while luigid starts (the worker
+    processes, which wait for it) and left before luigid stops."""
     from pipeline.storage import PROJECT_DIR
 
     port = free_port()
+    url = f"http://127.0.0.1:{port}/"
     state = tempfile.mkdtemp(prefix="mlpipe-luigid-")
     paths = [p for p in luigi.configuration.LuigiConfigParser._config_paths if os.path.exists(p)]
     env = {**os.environ}
@@ -135,8 +162,10 @@ def own_scheduler(timeout: float = 30.0):
     code = ("import json, sys, luigi.configuration as c, luigi.cmdline as m\n"
             "[c.add_config_path(p) for p in json.loads(sys.argv[1])]\n"
             "c.get_config().set('scheduler', 'record_task_history', 'false')\n"
+            "import logging; logging.getLogger('tornado.access').setLevel(logging.WARNING)\n"
             "m.luigid(sys.argv[2:])\n")
-    log = open(os.path.join(state, "luigid.log"), "ab")
+    log_path = os.path.join(state, "luigid.log")
+    log = open(log_path, "ab")
     process = subprocess.Popen(
         [sys.executable, "-c", code, json.dumps(paths), "--address", "127.0.0.1", "--port", str(port),
          "--state-path", os.path.join(state, "state.pickle"), "--logdir", state],
@@ -144,18 +173,15 @@ def own_scheduler(timeout: float = 30.0):
         preexec_fn=die_with_parent)
     started = False
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise OSError(f"the backfill's own luigid exited at start (code {process.returncode}); its log: "
-                              f"{os.path.join(state, 'luigid.log')}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline:
-                raise OSError(f"the backfill's own luigid did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-            time.sleep(0.1)
-        started = True
-        yield f"http://127.0.0.1:{port}/"
+        with contextlib.ExitStack() as alongside:
+            if beside is not None:
+                alongside.enter_context(beside(url))
+            if not listening(url, timeout, process):
+                raise OSError(f"the backfill's own luigid did not start on 127.0.0.1:{port} within {timeout:.0f} s"
+                              + (f" (exit code {process.returncode})" if process.poll() is not None else "")
+                              + f"; its log: {log_path}")
+            started = True
+            yield url
     finally:
         if process.poll() is None:
             process.terminate()

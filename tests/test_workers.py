@@ -154,3 +154,17 @@ def test_a_backfill_across_months_submits_one_month_at_a_time(tmp_path):
     assert sorted(features.findall(first)) == ["2013-01-30", "2013-01-31"]
     assert sorted(features.findall(second)) == ["2013-02-01", "2013-02-02"]
     assert proc.stderr.count("===== Luigi Execution Summary =====") == 4  # each luigi run prints it twice
+
+
+def test_a_worker_with_no_luigid_to_reach_says_so_in_one_line_with_exit_45(tmp_path):
+    from tests.servers import free_port
+
+    env = pipeline_env(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}/"
+    proc = run([BIN / "mlpipe", "worker", "--scheduler-url", url], env, timeout=60)
+    assert proc.returncode == 45, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"mlpipe: the central scheduler (luigid) at {url} does not accept "
+                                                "connections; start it with `scripts/luigid.sh start`, or give its "
+                                                "address with --scheduler-url or [core] default-scheduler-host/-port "
+                                                "in luigi.cfg"]

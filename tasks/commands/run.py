@@ -210,12 +210,14 @@ def _scheduler(args):
                 return
             url = ops.scheduler_url()
         else:
-            try:
-                url = stack.enter_context(workers.own_scheduler())
+            try:  # the other processes start beside luigid, and wait for it
+                url = stack.enter_context(workers.own_scheduler(
+                    beside=lambda url: workers.pool(url, args.processes - 1, idle=0)))
             except OSError as exc:
                 yield None, fail(str(exc), luigi_retcodes().scheduling_error)
                 return
-        stack.enter_context(workers.pool(url, args.processes - 1, idle=0))
+        if args.central:
+            stack.enter_context(workers.pool(url, args.processes - 1, idle=0))
         before = os.environ.get(PARALLEL_ENV)
         os.environ[PARALLEL_ENV] = "1"
         try:
@@ -227,10 +229,14 @@ def _scheduler(args):
 def cmd_worker(args) -> int:
     """Long-lived worker processes taking work from luigid until it has none left (tasks.workers)."""
     url = args.scheduler_url or ops.scheduler_url()
-    if args.scheduler_url is None:
-        problem = _central_problem()
-        if problem:
-            return problem
+    if not workers.listening(url, args.wait_for_luigid):
+        return fail(f"the central scheduler (luigid) at {url} does not accept connections"
+                    + (f" (waited {args.wait_for_luigid:g} s)" if args.wait_for_luigid else "")
+                    + "; start it with `scripts/luigid.sh start`, or give its address with --scheduler-url or "
+                    "[core] default-scheduler-host/-port in luigi.cfg", ops.SCHEDULER_UNREACHABLE)
+    problem = None if args.scheduler_url else ops.scheduler_auth_problem()  # luigi would retry a 401 3 x 30 s
+    if problem:
+        return fail(problem, ops.SCHEDULER_UNREACHABLE)
     if args.processes == 1:
         return 0 if workers.run_assistant(url, args.idle) else luigi_retcodes().task_failed
     leaving = f"each leaves after {args.idle:g} s without work anywhere" if args.idle > 0 else "until stopped"
@@ -458,6 +464,9 @@ def add_parsers(sub) -> None:
                         "stay until stopped)")
     p.add_argument("--scheduler-url", default=None, metavar="URL",
                    help="luigid's URL (default: [core] default-scheduler-url or -host/-port of luigi.cfg)")
+    p.add_argument("--wait-for-luigid", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for luigid to accept connections before giving up with exit 45 "
+                        "(default 0: at once)")
     p.set_defaults(func=cmd_worker)
 
     p = range_command(sub, "plan", "dry run: what a backfill of the range would run, and why")

@@ -69,3 +69,49 @@ def test_status_messages_are_clean_and_long_steps_report_progress(small_pipeline
         assert scheduler.get_task_progress_percentage(task_id)["progressPercentage"] == 100, task_id
     training = [m for t, ms in scheduler.messages.items() if _family(t) == "CandidateModel" for m in ms]
     assert "tuning: 2 of 2 trials done" in training
+
+
+class _Reporter:
+    """luigi's TaskStatusReporter as a task sees it: bound methods of an object holding the scheduler."""
+
+    def __init__(self, scheduler):
+        self._scheduler = scheduler
+        self.sent: list[tuple[str, object]] = []
+
+    def update_status_message(self, message):
+        self.sent.append(("message", message))
+
+    def update_progress_percentage(self, percent):
+        self.sent.append(("percent", percent))
+
+
+def _reporting_task(scheduler):
+    import types
+
+    reporter = _Reporter(scheduler)
+    return reporter, types.SimpleNamespace(set_status_message=reporter.update_status_message,
+                                           set_progress_percentage=reporter.update_progress_percentage)
+
+
+def test_through_luigid_a_task_sends_its_last_message_and_at_most_one_a_period(monkeypatch):
+    import time
+
+    import luigi.rpc
+
+    from tasks import base
+
+    monkeypatch.setattr(base, "_REMOTE_STATUS_EVERY", 0.2)
+    reporter, task = _reporting_task(luigi.rpc.RemoteScheduler("http://127.0.0.1:9/"))  # never contacted
+    base.set_status(task, "reading", 10)
+    base.set_status(task, "parsing", 50)
+    time.sleep(0.25)
+    base.set_status(task, "writing", 80)
+    base.set_status(task, "checking", 90)
+    base.set_status(task, "1,000 rows ingested", 100)
+    assert reporter.sent == [("message", "writing"), ("percent", 80), ("message", "1,000 rows ingested")]
+
+    local, task = _reporting_task(luigi.scheduler.Scheduler())  # in this process: every update, as sent
+    for message, percent in (("reading", 10), ("parsing", 50), ("done", 100)):
+        base.set_status(task, message, percent)
+    assert local.sent == [("message", "reading"), ("percent", 10), ("message", "parsing"), ("percent", 50),
+                          ("message", "done"), ("percent", 100)]
