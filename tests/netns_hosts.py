@@ -25,12 +25,14 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from tests.servers import Started
+
 PROJECT = Path(__file__).resolve().parents[1]
 SCHED_ADDRESS = "10.77.255.1"   # on the scheduler host's loopback, inside the namespaces only
 SCHEDULER = "sched"
 
 
-class Hosts:
+class Hosts(Started):
     """A scheduler host ("sched") and the named worker hosts; `run`/`popen` a command on one."""
 
     def __init__(self, workers: list[str]):
@@ -41,17 +43,6 @@ class Hosts:
         self.namespaces = False
         self.address = "127.0.0.1"
         self.processes: list[subprocess.Popen] = []
-
-    def __enter__(self) -> "Hosts":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> None:
         problem = None

@@ -22,7 +22,7 @@ import urllib.parse
 import warnings
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.servers import Started, free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "scripts" / "luigid.sh"
@@ -50,7 +50,7 @@ def namespaces_possible() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
-class ProxiedScheduler:
+class ProxiedScheduler(Started):
     """luigid and its proxy (scripts/luigid.sh start with MLPIPE_LUIGID_PROXY) with one user,
     `user`:`password`; `in_worker` runs a command where workers run."""
 
@@ -70,17 +70,6 @@ class ProxiedScheduler:
         self.outputs: list[str] = []   # stdout and stderr of every command run, for leak checks
 
     # ---- setup and teardown ---------------------------------------------------------------------
-    def __enter__(self) -> "ProxiedScheduler":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self.namespaces:
             self._make_namespaces()

@@ -53,6 +53,28 @@ def wait_until_down(host: str, port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{host}:{port} still accepts connections after {timeout} s")
 
 
+class Started:
+    """A context manager of things a test starts: `start()` on entry (and `stop()` should it fail
+    half-way), `stop()` on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 class ChildServer:
     """A server run as a child process (`self.process`): `stop()` sends SIGTERM and waits,
     `kill()` sends SIGKILL (a crash: no clean shutdown)."""
