@@ -73,6 +73,19 @@ def work_left(scheduler) -> bool:
     return any(w.get("num_pending", 0) or w.get("num_running", 0) for w in scheduler.worker_list())
 
 
+def done_count(url: str) -> int:
+    """How many tasks luigid at `url` holds as done."""
+    return len(luigi.rpc.RemoteScheduler(url).task_list("DONE", ""))
+
+
+def wait_quiet(url: str, timeout: float) -> None:
+    """Wait (at most `timeout` seconds) until no worker of luigid at `url` runs a task."""
+    scheduler = luigi.rpc.RemoteScheduler(url)
+    deadline = time.monotonic() + timeout
+    while any(w.get("num_running", 0) for w in scheduler.worker_list()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def run_assistant(url: str, idle: float) -> bool:
     """One long-lived worker against luigid at `url` until it leaves; True when every task it ran
     succeeded. Failures go to the run's failure record when a submitting command keeps one."""

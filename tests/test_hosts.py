@@ -161,7 +161,6 @@ def test_a_backfill_shared_by_workers_on_two_hosts_runs_every_task_once(tmp_path
         worker_err.seek(0)
         worker_log = worker_err.read()
         assert code == 0, _tail(worker_log)
-        assert worker_seconds >= 5, "it stayed for its idle time after the last task, not counted from before"
         assert luigid.poll() is None, f"luigid exited ({luigid.returncode})"
 
         with contextlib.closing(sqlite3.connect(f"file:{state / 'history.db'}?mode=ro", uri=True)) as db:

@@ -121,6 +121,11 @@ def test_a_long_lived_worker_stays_while_luigid_has_work_and_leaves_after_its_id
             time.sleep(0.01)
             assert helper._keep_alive(None)  # a task pending for another worker: it stays, idle time or not
 
+        with LongLivedWorker(scheduler=busy, idle=5, worker_id="helper2") as helper:
+            helper._quiet_since = time.monotonic() - 4  # idle for a while before the work came
+            assert helper._get_work().task_id is not None
+            assert helper._quiet_since is None  # taking a task starts its idle time anew
+
     waiting = luigi.scheduler.Scheduler()
     with luigi.worker.Worker(scheduler=waiting, worker_id="submitter") as submitter:
         submitter.add(_Missing())
@@ -168,3 +173,23 @@ def test_a_worker_with_no_luigid_to_reach_says_so_in_one_line_with_exit_45(tmp_p
                                                 "connections; start it with `scripts/luigid.sh start`, or give its "
                                                 "address with --scheduler-url or [core] default-scheduler-host/-port "
                                                 "in luigi.cfg"]
+
+
+@pytest.mark.slow
+def test_a_pooled_backfill_missing_a_landing_day_runs_all_else_and_exits_20_at_once(tmp_path):
+    env = pipeline_env(tmp_path)
+    land(env, "2013-01-01", "2013-01-08")
+    root = Path(env["MLPIPE_ROOT"])
+    for path in root.glob("landing/flights/flights_2013-01-04.csv*"):
+        path.unlink()
+    started = time.monotonic()
+    proc = run([BIN / "mlpipe", "backfill", "--start", "2013-01-01", "--end", "2013-01-08", "--stage", "features",
+                "--processes", "2"], env)
+    assert proc.returncode == 20, proc.stderr[-3000:]
+    assert time.monotonic() - started < 120  # not luigi's 420 s keep-alive idle
+    # A day's features need the 3 days before it (the tests' trailing_days): every day but those
+    # that need the 4th is built, whichever process ran what.
+    built = sorted(p.parent.name for p in root.glob("features/**/_SUCCESS"))
+    assert built == [f"date=2013-01-0{d}" for d in (1, 2, 3, 8)], built
+    assert not sorted(root.glob("clean/flights/date=2013-01-04/_SUCCESS"))
+    assert len(list(root.glob("clean/*/date=2013-01-08/_SUCCESS"))) >= 2

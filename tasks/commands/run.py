@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import luigi.worker
 from luigi.retcodes import run_with_retcodes
 
 from pipeline import dates, layout, waiting
@@ -166,11 +167,7 @@ def cmd_backfill(args) -> int:
                     *_keep_alive_options(args, url, span)]
             if number > 1:  # luigi's pid lock keys on this process's command line: the first month holds it
                 task.append("--no-lock")
-            if url:
-                code = _run_luigi(task, args, workers=1, scheduler_url=url)
-            else:
-                code = _run_luigi(task, args, models=args.stage not in DATA_STAGES)
-            code = _done_by_another_worker(code, span, f"{first}..{last}")
+            code = _done_by_another_worker(_run_span(task, args, url, span), span, f"{first}..{last}")
             if code and number < len(spans):
                 print(f"mlpipe: {first}..{last} did not complete (exit code {code}); {spans[number][0]}..{args.end} "
                       "was not started: rerun the backfill once the cause is fixed", file=sys.stderr)
@@ -178,6 +175,29 @@ def cmd_backfill(args) -> int:
                 break
     notify.send_run_failed(f"{args.start}..{args.end}", code, ops.exit_class(code), failures)
     return code
+
+
+def _run_span(task: list[str], args, url: str | None, span) -> int:
+    """One month's luigi run. Through luigid, a run that ends early (landing files missing: see
+    _keep_alive_options) may leave tasks that others' running tasks made runnable: once nothing
+    runs any more, it runs again, as long as the previous pass got something done."""
+    through = url or (ops.scheduler_url() if args.central else None)
+    codes = luigi_retcodes()
+    done = workers.done_count(through) if through else 0
+    while True:
+        if url:
+            code = _run_luigi(task, args, workers=1, scheduler_url=url)
+        else:
+            code = _run_luigi(task, args, models=args.stage not in DATA_STAGES)
+        if not through or code not in (codes.missing_data, codes.not_run, codes.already_running) or span.complete():
+            return code
+        workers.wait_quiet(through, luigi.worker.worker().max_keep_alive_idle_duration.total_seconds())
+        now = workers.done_count(through)
+        if now <= done:
+            return code
+        done = now
+        if "--no-lock" not in task:
+            task = [*task, "--no-lock"]
 
 
 def _keep_alive_options(args, url: str | None, span) -> list[str]:
