@@ -262,8 +262,8 @@ def cmd_worker(args) -> int:
     leaving = f"each leaves after {args.idle:g} s without work anywhere" if args.idle > 0 else "until stopped"
     print(f"mlpipe worker: {args.processes} worker processes taking work from luigid at {url}, {leaving}",
           file=sys.stderr)
-    children = [subprocess.Popen(workers.worker_command(url, args.idle), stdin=subprocess.DEVNULL)
-                for _ in range(args.processes)]
+    children = [subprocess.Popen(workers.worker_command(url, args.idle), stdin=subprocess.DEVNULL,
+                                 preexec_fn=workers.die_with_parent) for _ in range(args.processes)]
     stopping = []
 
     def stop(signum, _frame):
