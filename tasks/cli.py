@@ -17,7 +17,7 @@ from pipeline.layout import DATASET_MARKER
 from pipeline.signing import SignatureError
 from pipeline.storage import PROJECT_DIR
 from pipeline.storage_errors import StorageError
-from tasks.commands import integrity, models, reports, run
+from tasks.commands import integrity, models, reports, run, worker
 from tasks.commands.common import fail, luigi_retcodes
 from tasks.config import current_dataset, get_storage, keyring
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "in luigi.cfg, else the flights data")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands (mlpipe COMMAND --help for each)")
-    for group in (run, reports, models, integrity):
+    for group in (run, worker, reports, models, integrity):
         group.add_parsers(sub)
     return parser
 
