@@ -65,6 +65,10 @@ class CandidateModel(Lineage, HyperparameterParameters, Sealed, DailyTask):
         default=500, significant=False,
         description="Fewest labelled rows in the training days of the window; fewer fails the task")
 
+    # The memory-heavy step (its window's sample, the fit, the importance): luigid runs at most
+    # [resources] training of them at once, across every host and process ([resources] in luigi.cfg).
+    resources = {"training": 1}
+
     @property
     def hyperparameters(self) -> Hyperparameters:
         return Hyperparameters(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Hyperparameters)})

@@ -193,3 +193,18 @@ def test_a_pooled_backfill_missing_a_landing_day_runs_all_else_and_exits_20_at_o
     assert built == [f"date=2013-01-0{d}" for d in (1, 2, 3, 8)], built
     assert not sorted(root.glob("clean/flights/date=2013-01-04/_SUCCESS"))
     assert len(list(root.glob("clean/*/date=2013-01-08/_SUCCESS"))) >= 2
+
+
+def test_trainings_run_at_most_the_configured_number_at_once_across_all_workers():
+    from tasks import CandidateModel
+    from tasks.cli import use_project_config
+
+    use_project_config()
+    limits = luigi.configuration.get_config().getintdict("resources")
+    assert CandidateModel.resources.keys() <= limits.keys()  # named in luigi.cfg, or luigi would allow 1
+    scheduler = luigi.scheduler.Scheduler(resources={"training": 1})
+    for worker, day in (("host-a", "d1"), ("host-b", "d2")):
+        scheduler.add_task(worker=worker, task_id=f"CandidateModel_{day}", status="PENDING", runnable=True,
+                           resources=CandidateModel.resources)
+    assert scheduler.get_work(worker="host-a")["task_id"] == "CandidateModel_d1"
+    assert scheduler.get_work(worker="host-b")["task_id"] is None  # the one training unit is in use
