@@ -118,8 +118,15 @@ def m_task(task: str, date: str) -> dict:
 
 def m_training(date: str) -> dict:
     """CandidateModel(date) through luigi, then a bare scikit-learn fit of the same estimator on
-    the very rows the task trained on, under the same thread limit."""
+    the very rows the task trained on, under the same thread limit. The scikit-learn stack is
+    imported first, as in a long-lived worker process (`mlpipe backfill --processes`, `mlpipe
+    worker`), which imports it once for all the tasks it runs; the bare fit, run after the task
+    in the same process, has it imported too."""
     from threadpoolctl import threadpool_limits
+
+    from tasks.threads import preload_for_workers
+
+    preload_for_workers(models=True)
 
     from pipeline import storage as st
     from pipeline.estimators import make_estimator, model_inputs

@@ -22,9 +22,11 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import warnings
 
 import luigi.configuration
 import luigi.interface
+import luigi.parameter
 import luigi.rpc
 import luigi.worker
 
@@ -89,7 +91,11 @@ def wait_quiet(url: str, timeout: float) -> None:
 def run_assistant(url: str, idle: float) -> bool:
     """One long-lived worker against luigid at `url` until it leaves; True when every task it ran
     succeeded. Failures go to the run's failure record when a submitting command keeps one."""
-    luigi.interface.InterfaceLogging.setup(luigi.interface.core())
+    with warnings.catch_warnings():  # luigi takes default-scheduler-host/-port from [core] for a
+        # parameter of another name, and warns that they are unused
+        warnings.simplefilter("ignore", luigi.parameter.UnconsumedParameterWarning)
+        core = luigi.interface.core()
+    luigi.interface.InterfaceLogging.setup(core)
     notify.record_failures_from_environment()
     os.environ[PARALLEL_ENV] = "1"
     scheduler = luigi.rpc.RemoteScheduler(url)
