@@ -30,7 +30,7 @@ import luigi.parameter
 import luigi.rpc
 import luigi.worker
 
-from tasks import notify
+from tasks import notify, ops
 from tasks.threads import PARALLEL_ENV
 
 
@@ -156,7 +156,7 @@ def listening(url: str, timeout: float, process: subprocess.Popen | None = None)
     where = urllib.parse.urlsplit(url)
     deadline = time.monotonic() + timeout
     while process is None or process.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection((where.hostname, where.port or 80), timeout=1):
+        if ops.scheduler_reachable(where.hostname, where.port or 80, timeout=1):
             return True
         if time.monotonic() > deadline:
             return False

@@ -161,11 +161,12 @@ def cmd_backfill(args) -> int:
             if len(spans) > 1:
                 print(f"mlpipe: backfill {first}..{last} (month {number} of {len(spans)})", file=sys.stderr)
             span = NightlyRange(start=first, end=last, stage=args.stage)
+            waits = bool(pending_files([span]))
             task = ["NightlyRange", "--start", first.isoformat(), "--end", last.isoformat(), "--stage", args.stage,
-                    *_keep_alive_options(args, url, span)]
+                    *_keep_alive_options(args, url, waits)]
             if number > 1:  # luigi's pid lock keys on this process's command line: the first month holds it
                 task.append("--no-lock")
-            code = _done_by_another_worker(_run_span(task, args, url, span), span, f"{first}..{last}")
+            code = _done_by_another_worker(_run_span(task, args, url, span, waits), span, f"{first}..{last}")
             if code and number < len(spans):
                 print(f"mlpipe: {first}..{last} did not complete (exit code {code}); {spans[number][0]}..{args.end} "
                       "was not started: rerun the backfill once the cause is fixed", file=sys.stderr)
@@ -175,11 +176,11 @@ def cmd_backfill(args) -> int:
     return code
 
 
-def _run_span(task: list[str], args, url: str | None, span) -> int:
-    """One month's luigi run. Through luigid, a run that ends early (landing files missing: see
-    _keep_alive_options) may leave tasks that others' running tasks made runnable: once nothing
-    runs any more, it runs again, as long as the previous pass got something done."""
-    through = url or (ops.scheduler_url() if args.central else None)
+def _run_span(task: list[str], args, url: str | None, span, waits: bool) -> int:
+    """One month's luigi run. Through luigid, a run that ends early (`waits`: landing files are
+    missing, see _keep_alive_options) may leave tasks that others' running tasks made runnable:
+    once nothing runs any more, it runs again, as long as the previous pass got something done."""
+    through = (url or (ops.scheduler_url() if args.central else None)) if waits else None
     codes = luigi_retcodes()
     done = workers.done_count(through) if through else 0
     while True:
@@ -198,13 +199,13 @@ def _run_span(task: list[str], args, url: str | None, span) -> int:
             task = [*task, "--no-lock"]
 
 
-def _keep_alive_options(args, url: str | None, span) -> list[str]:
+def _keep_alive_options(args, url: str | None, waits: bool) -> list[str]:
     """Through luigid (--central, --processes) other processes may run what this one waits for:
     it keeps polling ([worker] keep_alive whatever the configuration says). While landing files
-    are missing, luigi would idle for its whole max_keep_alive_idle_duration (it never checks
-    external data again): the backfill ends once the rest has run, as `mlpipe run` does."""
+    are missing (`waits`), luigi would idle for its whole max_keep_alive_idle_duration (it never
+    checks external data again): the backfill ends once the rest has run, as `mlpipe run` does."""
     options = ["--worker-keep-alive"] if url or args.central else []
-    if pending_files([span]):
+    if waits:
         options += ["--worker-max-keep-alive-idle-duration", "1 second"]
     return options
 
@@ -220,6 +221,9 @@ def _scheduler(args):
     if args.processes == 1:
         yield None, 0
         return
+    def others(url: str):
+        return workers.pool(url, args.processes - 1, idle=0)
+
     with contextlib.ExitStack() as stack:
         if args.central:
             problem = _central_problem()
@@ -227,15 +231,13 @@ def _scheduler(args):
                 yield None, problem
                 return
             url = ops.scheduler_url()
+            stack.enter_context(others(url))
         else:
             try:  # the other processes start beside luigid, and wait for it
-                url = stack.enter_context(workers.own_scheduler(
-                    beside=lambda url: workers.pool(url, args.processes - 1, idle=0)))
+                url = stack.enter_context(workers.own_scheduler(beside=others))
             except OSError as exc:
                 yield None, fail(str(exc), luigi_retcodes().scheduling_error)
                 return
-        if args.central:
-            stack.enter_context(workers.pool(url, args.processes - 1, idle=0))
         before = os.environ.get(PARALLEL_ENV)
         os.environ[PARALLEL_ENV] = "1"
         try:
